@@ -1,0 +1,42 @@
+# One command to run, one to test. Each sets up .venv, the packages and MNIST if missing.
+PY      := .venv/bin/python
+STAMP   := .venv/.installed
+HOST    ?= 127.0.0.1
+PORT    ?= 8501
+
+.PHONY: run test bench setup data browser lint clean
+
+run: setup data
+	$(PY) -m streamlit run dashboard/app.py --server.address $(HOST) --server.port $(PORT)
+
+test: setup data browser
+	$(PY) -m pytest -q tests
+
+bench: setup data
+	$(PY) benchmarks/run_all.py
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(PY) || python3 -m venv .venv
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $(STAMP)
+
+data: setup
+	@$(PY) -m mnist_core download
+
+# Debian's Chromium for the browser tests. Never `playwright install`: it downloads a browser.
+# Without root the tests skip with a hint, except under CI=1 where they must run.
+browser:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+		|| echo "could not install chromium; browser tests will skip (or fail under CI)"; \
+	else echo "chromium missing: run 'sudo apt-get install chromium' to enable the browser tests"; fi
+
+lint: setup
+	$(PY) -m ruff check .
+
+clean:
+	rm -rf .venv data jobs

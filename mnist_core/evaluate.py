@@ -1,0 +1,62 @@
+"""Test-set metrics from predicted probabilities, and pairwise model comparison."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import binomtest
+
+from mnist_core import data as mnist_data
+
+
+def probabilities(model, images_uint8: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+    """Softmax outputs for uint8 images, in batches; calls the model directly (no predict overhead)."""
+    x = mnist_data.normalise(images_uint8)
+    out = [np.asarray(model(x[i : i + batch_size], training=False)) for i in range(0, len(x), batch_size)]
+    return np.concatenate(out) if out else np.zeros((0, 10), np.float32)
+
+
+def metrics(probs: np.ndarray, labels: np.ndarray) -> dict:
+    """Loss, accuracy, confusion matrix and per-class precision/recall/F1 (all JSON-ready)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    predicted = probs.argmax(axis=1)
+    eps = 1e-7
+    loss = float(-np.mean(np.log(np.clip(probs[np.arange(len(labels)), labels], eps, 1.0))))
+    confusion = np.zeros((10, 10), dtype=np.int64)
+    np.add.at(confusion, (labels, predicted), 1)
+    tp = np.diag(confusion).astype(float)
+    predicted_counts, true_counts = confusion.sum(axis=0), confusion.sum(axis=1)
+    precision = np.divide(tp, predicted_counts, out=np.zeros(10), where=predicted_counts > 0)
+    recall = np.divide(tp, true_counts, out=np.zeros(10), where=true_counts > 0)
+    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(10), where=(precision + recall) > 0)
+    return {
+        "loss": loss,
+        "accuracy": float((predicted == labels).mean()),
+        "confusion_matrix": confusion.tolist(),
+        "precision": precision.round(6).tolist(),
+        "recall": recall.round(6).tolist(),
+        "f1": f1.round(6).tolist(),
+        "macro_f1": float(f1.mean()),
+        "n": int(len(labels)),
+    }
+
+
+def evaluate(model, images_uint8: np.ndarray, labels: np.ndarray) -> tuple[dict, np.ndarray]:
+    probs = probabilities(model, images_uint8)
+    return metrics(probs, labels), probs
+
+
+def misclassified(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Indices of wrong predictions, most confidently wrong first."""
+    predicted = probs.argmax(axis=1)
+    wrong = np.flatnonzero(predicted != labels)
+    return wrong[np.argsort(-probs[wrong, predicted[wrong]])]
+
+
+def mcnemar(pred_a: np.ndarray, pred_b: np.ndarray, labels: np.ndarray) -> dict:
+    """McNemar's exact test: do A and B err on different images more than chance would say?"""
+    a_right, b_right = pred_a == labels, pred_b == labels
+    only_a = int(np.sum(a_right & ~b_right))
+    only_b = int(np.sum(~a_right & b_right))
+    n = only_a + only_b
+    p_value = 1.0 if n == 0 else float(binomtest(only_a, n, 0.5).pvalue)
+    return {"only_a_right": only_a, "only_b_right": only_b, "p_value": p_value}

@@ -1,0 +1,176 @@
+"""Background training jobs: a subprocess per job, events in a JSON-lines file, stop by file.
+
+The dashboard never trains in its own thread. A job is `python -m mnist_core train ... --events FILE`,
+so it survives reruns, page switches and closed tabs, and costs the same as the CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mnist_core import registry
+from mnist_core import spec as specs
+from mnist_core.errors import LabError
+from mnist_core.paths import PROJECT_ROOT, jobs_dir
+
+EVENTS = "events.jsonl"
+STOP = "stop"
+INFO = "job.json"
+TERMINAL = {"done", "stopped", "failed"}
+
+
+@dataclass
+class JobStatus:
+    id: str
+    name: str
+    state: str  # "running", "done", "stopped", "failed"
+    events: list[dict] = field(default_factory=list)
+    started: float = 0.0
+    message: str = ""
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+    def last(self, kind: str) -> dict | None:
+        return next((e for e in reversed(self.events) if e.get("event") == kind), None)
+
+    @property
+    def history(self) -> list[dict]:
+        return [e for e in self.events if e.get("event") == "epoch"]
+
+    @property
+    def batches(self) -> list[dict]:
+        return [e for e in self.events if e.get("event") == "batch"]
+
+    def progress(self) -> dict:
+        """Fraction done, epoch, batch, elapsed and ETA seconds, from the latest events."""
+        start = self.last("start") or {}
+        epochs, steps = start.get("epochs", 1), start.get("steps_per_epoch", 1)
+        batch = self.last("batch")
+        epoch_no, batch_no = (batch["epoch"], batch["batch"]) if batch else (1, 0)
+        done_steps = (epoch_no - 1) * steps + batch_no
+        fraction = 1.0 if self.state == "done" else min(1.0, done_steps / max(1, epochs * steps))
+        elapsed = batch["elapsed"] if batch else 0.0
+        eta = elapsed / fraction * (1 - fraction) if fraction > 0 else None
+        return {"fraction": fraction, "epoch": epoch_no, "epochs": epochs, "batch": batch_no, "steps": steps,
+                "elapsed": elapsed, "eta": eta}
+
+
+def _job_dir(job_id: str) -> Path:
+    return jobs_dir() / job_id
+
+
+def read_events(path: Path) -> list[dict]:
+    events = []
+    try:
+        with open(path) as fh:
+            for line in fh:
+                try:
+                    events.append(json.loads(line))
+                except json.JSONDecodeError:
+                    break  # the writer is mid-line; the rest arrives on the next poll
+    except FileNotFoundError:
+        pass
+    return events
+
+
+def _alive(pid: int, job_id: str) -> bool:
+    """True if `pid` is still this job's process (not a zombie, not a recycled pid)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+            return False
+        return job_id in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+
+
+def status(job_id: str) -> JobStatus:
+    folder = _job_dir(job_id)
+    try:
+        info = json.loads((folder / INFO).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        raise LabError(f"no job {job_id!r}") from None
+    events = read_events(folder / EVENTS)
+    final = next((e for e in reversed(events) if e.get("event") in TERMINAL), None)
+    if final:
+        state, message = final["event"], final.get("message", "")
+    elif _alive(info["pid"], job_id):
+        state, message = "running", ""
+    else:
+        state, message = "failed", "the training process ended without finishing (killed or crashed)"
+    return JobStatus(job_id, info["name"], state, events, info["started"], message)
+
+
+def all_jobs() -> list[JobStatus]:
+    root = jobs_dir()
+    if not root.is_dir():
+        return []
+    found = []
+    for child in root.iterdir():
+        try:
+            found.append(status(child.name))
+        except LabError:
+            continue
+    return sorted(found, key=lambda j: j.started, reverse=True)
+
+
+def current() -> JobStatus | None:
+    """The running job, if any."""
+    return next((j for j in all_jobs() if j.running), None)
+
+
+def latest() -> JobStatus | None:
+    jobs = all_jobs()
+    return jobs[0] if jobs else None
+
+
+def start(spec: specs.ModelSpec, config: specs.TrainConfig, name: str) -> JobStatus:
+    """Launch a training subprocess. Refused while another job runs, or if the name is taken."""
+    spec.validate()
+    config.validate()
+    registry.check_name(name)
+    if registry.exists(name):
+        raise LabError(f"a model named {name!r} already exists; pick another name")
+    running = current()
+    if running:
+        raise LabError(f"a job is already running (training {running.name!r}); stop it or wait for it")
+    job_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+    folder = _job_dir(job_id)
+    folder.mkdir(parents=True)
+    (folder / "spec.json").write_text(specs.to_json(spec))
+    (folder / "config.json").write_text(specs.to_json(config))
+    cmd = [sys.executable, "-m", "mnist_core", "train", "--spec", str(folder / "spec.json"),
+           "--config", str(folder / "config.json"), "--name", name, "--events", str(folder / EVENTS),
+           "--stop-file", str(folder / STOP), "--job-id", job_id]
+    log = open(folder / "log.txt", "wb")
+    proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True, env=os.environ.copy())
+    log.close()
+    (folder / INFO).write_text(json.dumps({"id": job_id, "name": name, "pid": proc.pid, "started": time.time()}))
+    return status(job_id)
+
+
+def stop(job_id: str) -> None:
+    """Ask the job to stop at its next batch; it then exits without saving."""
+    folder = _job_dir(job_id)
+    if not folder.is_dir():
+        raise LabError(f"no job {job_id!r}")
+    (folder / STOP).touch()
+
+
+def wait(job_id: str, timeout: float = 600, poll: float = 0.2) -> JobStatus:
+    deadline = time.monotonic() + timeout
+    while True:
+        st = status(job_id)
+        if not st.running or time.monotonic() > deadline:
+            return st
+        time.sleep(poll)

@@ -1,0 +1,66 @@
+"""Fast, thread-safe inference on preprocessed 28x28 inputs.
+
+`model.predict` costs ~100 ms of fixed overhead per call here; a traced tf.function
+with a fixed input signature costs ~2 ms, so every stroke on the canvas uses this.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from mnist_core import registry
+from mnist_core.preprocess import Prepared, to_mnist
+
+
+@dataclass
+class Prediction:
+    digit: int
+    confidence: float
+    probabilities: np.ndarray  # (10,)
+
+
+class Predictor:
+    def __init__(self, model, name: str = ""):
+        self.model, self.name = model, name
+        self._forward = tf.function(
+            lambda x: model(x, training=False),
+            input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32)],
+            reduce_retracing=True,
+        )
+        self._lock = threading.Lock()  # the first call traces; tracing is not thread-safe
+        self._warm = False
+
+    @classmethod
+    def load(cls, name: str) -> Predictor:
+        return cls(registry.load(name), name)
+
+    def probabilities(self, inputs: np.ndarray) -> np.ndarray:
+        """(N, 28, 28) or (28, 28) floats in [0, 1] -> (N, 10) probabilities."""
+        x = np.asarray(inputs, dtype=np.float32).reshape(-1, 28, 28, 1)
+        if not self._warm:
+            with self._lock:
+                out = self._forward(x).numpy()
+                self._warm = True
+                return out
+        return self._forward(x).numpy()
+
+    def predict(self, input28: np.ndarray) -> Prediction:
+        probs = self.probabilities(input28)[0]
+        digit = int(probs.argmax())
+        return Prediction(digit, float(probs[digit]), probs)
+
+    def predict_image(self, image) -> tuple[Prepared, Prediction | None]:
+        prepared = to_mnist(image)
+        return prepared, (None if prepared.empty else self.predict(prepared.input))
+
+
+def model_file_stamp(name: str) -> tuple:
+    """Changes whenever the saved model file changes, so caches keyed on it never serve a stale model."""
+    path = Path(registry.model_path(name)) / registry.MODEL_FILE
+    stat = path.stat()
+    return (name, stat.st_mtime_ns, stat.st_size, stat.st_ino)

@@ -1,0 +1,255 @@
+"""saved_models/: atomic save, list, safe load, rename, delete.
+
+A model is a folder <name>/ holding model.keras and metadata.json. The metadata
+records the sha256 of model.keras, so only files the lab wrote itself are loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+import uuid
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mnist_core.errors import LabError
+from mnist_core.paths import models_dir
+
+MODEL_FILE = "model.keras"
+METADATA_FILE = "metadata.json"
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
+TEMP_PREFIX = ".tmp-"
+DEFAULT_MODEL = "default"
+
+
+@dataclass
+class Entry:
+    name: str
+    status: str  # "ok", "broken", "modified" or "foreign"
+    reason: str = ""
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def row(self) -> dict:
+        m, test = self.metadata, self.metadata.get("test", {})
+        return {
+            "name": self.name,
+            "status": self.status,
+            "type": m.get("spec", {}).get("kind", ""),
+            "parameters": m.get("parameters"),
+            "test_accuracy": test.get("accuracy"),
+            "test_loss": test.get("loss"),
+            "epochs": len(m.get("history", [])),
+            "train_seconds": m.get("train_seconds"),
+            "created": m.get("created", ""),
+            "reason": self.reason,
+        }
+
+
+def check_name(name: str) -> str:
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+        shown = repr(name) if isinstance(name, str) and len(name) <= 40 else repr(str(name)[:40]) + "..."
+        raise LabError(f"bad model name {shown}: use 1-64 letters, digits, '-' or '_', starting with a letter or digit")
+    if name.lower() in WINDOWS_RESERVED:
+        raise LabError(f"bad model name {name!r}: reserved device name on Windows")
+    return name
+
+
+def model_path(name: str) -> Path:
+    return models_dir() / check_name(name)
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def exists(name: str) -> bool:
+    return model_path(name).exists()
+
+
+def unique_name(base: str) -> str:
+    """A free, valid name derived from `base` (e.g. cnn-c32-d128, then cnn-c32-d128-2, ...)."""
+    base = re.sub(r"[^A-Za-z0-9_-]+", "-", base).strip("-_")[:56] or "model"
+    if not base[0].isalnum():
+        base = "m" + base
+    name, i = base, 2
+    while (models_dir() / name).exists():
+        name, i = f"{base}-{i}", i + 1
+    return name
+
+
+def save(name: str, model, metadata: dict, *, overwrite: bool = False) -> Path:
+    """Write the model to a temp folder beside the registry, then move it into place in one rename.
+
+    A listing never sees a half-written model; a failed save leaves an existing model untouched.
+    """
+    target = model_path(name)
+    root = models_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    if target.exists() and not overwrite:
+        raise LabError(f"a model named {name!r} already exists; pick another name")
+    tmp = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{name}-", dir=root))
+    try:
+        model.save(tmp / MODEL_FILE)
+        meta = dict(metadata, name=name, model_sha256=file_sha256(tmp / MODEL_FILE))
+        meta.setdefault("created", time.strftime("%Y-%m-%d %H:%M:%S"))
+        (tmp / METADATA_FILE).write_text(json.dumps(meta, indent=1))
+        _move_into_place(tmp, target, overwrite)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def _move_into_place(tmp: Path, target: Path, overwrite: bool) -> None:
+    if overwrite and target.exists():
+        old = target.with_name(f"{TEMP_PREFIX}old-{target.name}-{uuid.uuid4().hex[:8]}")
+        os.rename(target, old)
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            os.rename(old, target)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+        return
+    try:
+        # rename() of a folder onto an existing non-empty folder fails, so two racing saves
+        # to one name cannot both win, and neither can clobber the other.
+        os.rename(tmp, target)
+    except OSError:
+        raise LabError(f"a model named {target.name!r} already exists; pick another name") from None
+
+
+def read_metadata(name: str) -> dict:
+    path = model_path(name) / METADATA_FILE
+    try:
+        meta = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise LabError(f"{name}: metadata.json is missing") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise LabError(f"{name}: metadata.json is not valid JSON") from None
+    if not isinstance(meta, dict):
+        raise LabError(f"{name}: metadata.json is not a JSON object")
+    return meta
+
+
+def inspect(name: str) -> Entry:
+    folder = models_dir() / name
+    if not NAME_RE.fullmatch(name) or not folder.is_dir():
+        return Entry(name, "foreign", "not a folder with a valid model name; ignored")
+    model_file = folder / MODEL_FILE
+    if not model_file.is_file():
+        return Entry(name, "broken", "no model.keras in the folder")
+    if model_file.stat().st_size == 0:
+        return Entry(name, "broken", "model.keras is empty (0 bytes)")
+    try:
+        meta = read_metadata(name)
+    except LabError as exc:
+        return Entry(name, "broken", str(exc).split(": ", 1)[1])
+    if not zipfile.is_zipfile(model_file):
+        return Entry(name, "broken", "model.keras is not a valid .keras archive (truncated or damaged)", meta)
+    if meta.get("model_sha256") != file_sha256(model_file):
+        return Entry(name, "modified", "model.keras was modified outside the lab (checksum differs)", meta)
+    return Entry(name, "ok", "", meta)
+
+
+def list_models() -> list[Entry]:
+    """Every entry in saved_models/, newest first; broken and foreign ones say why."""
+    root = models_dir()
+    if not root.is_dir():
+        return []
+    entries = []
+    for child in root.iterdir():
+        if child.name.startswith(".") or child.name == "README.md":
+            continue  # temp folders of saves in flight, and the registry's own readme
+        entries.append(inspect(child.name))
+    entries.sort(key=lambda e: (e.metadata.get("created", ""), e.name), reverse=True)
+    return entries
+
+
+def _check_config_is_plain_keras(model_file: Path) -> None:
+    """Refuse archives whose config names code outside Keras, before Keras parses them."""
+    try:
+        with zipfile.ZipFile(model_file) as zf:
+            config = json.loads(zf.read("config.json"))
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, OSError) as exc:
+        raise LabError(f"{model_file.parent.name}: model.keras is damaged ({type(exc).__name__})") from None
+
+    def walk(node):
+        if isinstance(node, dict):
+            module = node.get("module")
+            if isinstance(module, str) and not (module == "keras" or module.startswith("keras.")):
+                raise LabError(f"{model_file.parent.name}: refusing to load: config names module {module!r}")
+            if node.get("class_name") in {"Lambda", "TFOpLambda"} or "function" in node.get("registered_name", ""):
+                raise LabError(f"{model_file.parent.name}: refusing to load: config contains a {node.get('class_name')} layer")
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(config)
+
+
+def load(name: str):
+    """Load a model the lab saved. Safe mode stays on; modified or foreign files are refused."""
+    import keras
+
+    entry = inspect(check_name(name))
+    if not entry.ok:
+        raise LabError(f"cannot load {name!r}: {entry.reason or entry.status}")
+    model_file = models_dir() / name / MODEL_FILE
+    _check_config_is_plain_keras(model_file)
+    try:
+        return keras.saving.load_model(model_file, compile=False, safe_mode=True)
+    except Exception as exc:  # Keras raises many types for a bad archive
+        raise LabError(f"cannot load {name!r}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
+
+
+def load_entry(name: str) -> tuple:
+    """(model, metadata) for a loadable model."""
+    model = load(name)
+    return model, read_metadata(name)
+
+
+def rename(old: str, new: str) -> None:
+    src, dst = model_path(old), model_path(new)
+    if not src.is_dir():
+        raise LabError(f"no model named {old!r}")
+    if dst.exists():
+        raise LabError(f"a model named {new!r} already exists; rename refuses to overwrite")
+    meta_path = src / METADATA_FILE
+    if meta_path.is_file():
+        try:
+            meta = json.loads(meta_path.read_text())
+            meta["name"] = new
+            tmp = meta_path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(meta, indent=1))
+            os.replace(tmp, meta_path)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            pass  # a broken entry keeps its broken metadata; the name lives in the folder anyway
+    os.rename(src, dst)
+
+
+def delete(name: str) -> None:
+    path = model_path(name)
+    if not path.is_dir():
+        raise LabError(f"no model named {name!r}")
+    # Move aside first so a half-deleted folder is never listed.
+    trash = path.with_name(f"{TEMP_PREFIX}del-{name}-{uuid.uuid4().hex[:8]}")
+    os.rename(path, trash)
+    shutil.rmtree(trash, ignore_errors=True)

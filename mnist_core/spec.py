@@ -1,0 +1,286 @@
+"""ModelSpec and TrainConfig: plain data describing a network and how to train it.
+
+Their JSON is the "model description file" users may write by hand, so every
+field is validated with a message naming the field and its allowed range.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+from mnist_core.errors import LabError
+
+ACTIVATIONS = ("relu", "gelu", "elu", "selu", "tanh", "sigmoid", "swish", "linear")
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "adadelta")
+SCHEDULES = ("constant", "cosine", "one-cycle")
+POOLINGS = ("max", "avg", "none")
+PADDINGS = ("valid", "same")
+KINDS = ("mlp", "cnn")
+MAX_EPOCHS = 1000
+TRAIN_SIZE = 60000
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise LabError(message)
+
+
+def _number(value, name: str, lo, hi, *, integer: bool, lo_open=False, hi_open=False):
+    kind = "a whole number" if integer else "a number"
+    _check(not isinstance(value, bool) and isinstance(value, (int, float)), f"{name} must be {kind}, got {value!r}")
+    _check(not (integer and float(value) != int(value)), f"{name} must be {kind}, got {value!r}")
+    _check(math.isfinite(value), f"{name} must be finite, got {value!r}")
+    lo_ok = value > lo if lo_open else value >= lo
+    hi_ok = value < hi if hi_open else value <= hi
+    rng = f"{'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
+    _check(lo_ok and hi_ok, f"{name} must be in {rng}, got {value!r}")
+    return int(value) if integer else float(value)
+
+
+def _choice(value, name: str, allowed) -> str:
+    _check(value in allowed, f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
+@dataclass
+class DenseLayer:
+    units: int = 128
+    activation: str = "relu"
+    dropout: float = 0.0
+
+    def validate(self, where: str) -> None:
+        _number(self.units, f"{where}.units", 1, 8192, integer=True)
+        _choice(self.activation, f"{where}.activation", ACTIVATIONS)
+        _number(self.dropout, f"{where}.dropout", 0, 1, integer=False, hi_open=True)
+
+
+@dataclass
+class ConvBlock:
+    filters: int = 32
+    kernel: int = 3
+    activation: str = "relu"
+    padding: str = "valid"
+    pooling: str = "max"
+    batch_norm: bool = False
+    dropout: float = 0.0
+
+    def validate(self, where: str) -> None:
+        _number(self.filters, f"{where}.filters", 1, 1024, integer=True)
+        _number(self.kernel, f"{where}.kernel", 1, 9, integer=True)
+        _choice(self.activation, f"{where}.activation", ACTIVATIONS)
+        _choice(self.padding, f"{where}.padding", PADDINGS)
+        _choice(self.pooling, f"{where}.pooling", POOLINGS)
+        _check(isinstance(self.batch_norm, bool), f"{where}.batch_norm must be true or false")
+        _number(self.dropout, f"{where}.dropout", 0, 1, integer=False, hi_open=True)
+
+
+@dataclass
+class ModelSpec:
+    kind: str = "mlp"
+    conv_blocks: list[ConvBlock] = field(default_factory=list)
+    dense_layers: list[DenseLayer] = field(default_factory=lambda: [DenseLayer()])
+
+    def validate(self) -> ModelSpec:
+        _choice(self.kind, "kind", KINDS)
+        if self.kind == "cnn":
+            _check(1 <= len(self.conv_blocks) <= 8, f"conv_blocks: a cnn needs 1 to 8 conv blocks, got {len(self.conv_blocks)}")
+        else:
+            _check(not self.conv_blocks, "conv_blocks: an mlp has no conv blocks (use kind 'cnn')")
+        _check(len(self.dense_layers) <= 8, f"dense_layers: at most 8 dense layers, got {len(self.dense_layers)}")
+        size = 28
+        for i, block in enumerate(self.conv_blocks):
+            block.validate(f"conv_blocks[{i}]")
+            if block.padding == "valid":
+                size -= block.kernel - 1
+            if block.pooling != "none":
+                size //= 2
+            _check(size >= 1, f"conv_blocks[{i}]: the 28x28 input shrinks below 1x1 here; use padding 'same' or fewer blocks")
+        for i, layer in enumerate(self.dense_layers):
+            layer.validate(f"dense_layers[{i}]")
+        return self
+
+    def describe(self) -> str:
+        """A short slug such as cnn-c32-c64-d128, used to suggest model names."""
+        parts = [self.kind] + [f"c{b.filters}" for b in self.conv_blocks] + [f"d{d.units}" for d in self.dense_layers]
+        return "-".join(parts)
+
+
+@dataclass
+class TrainConfig:
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    schedule: str = "constant"
+    warmup_fraction: float = 0.0
+    batch_size: int = 128
+    epochs: int = 5
+    validation_split: float = 0.1
+    seed: int = 0
+    augment: bool = False
+
+    def validate(self, train_size: int = TRAIN_SIZE) -> TrainConfig:
+        _choice(self.optimizer, "optimizer", OPTIMIZERS)
+        _number(self.learning_rate, "learning_rate", 0, 10, integer=False, lo_open=True)
+        _choice(self.schedule, "schedule", SCHEDULES)
+        _number(self.warmup_fraction, "warmup_fraction", 0, 1, integer=False, hi_open=True)
+        _number(self.validation_split, "validation_split", 0, 0.5, integer=False)
+        max_batch = int(train_size * (1 - self.validation_split))
+        _number(self.batch_size, "batch_size", 1, max_batch, integer=True)
+        _number(self.epochs, "epochs", 1, MAX_EPOCHS, integer=True)
+        _number(self.seed, "seed", 0, 2**31 - 1, integer=True)
+        _check(isinstance(self.augment, bool), "augment must be true or false")
+        return self
+
+
+# ---------- JSON ----------
+
+
+def _build(cls, data, where: str):
+    _check(isinstance(data, dict), f"{where} must be a JSON object")
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    _check(not unknown, f"{where}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return cls(**data)
+
+
+def spec_from_dict(data: dict) -> ModelSpec:
+    spec = _build(ModelSpec, data, "spec")
+    _check(isinstance(spec.conv_blocks, list), "conv_blocks must be a list")
+    _check(isinstance(spec.dense_layers, list), "dense_layers must be a list")
+    spec.conv_blocks = [_build(ConvBlock, b, f"conv_blocks[{i}]") for i, b in enumerate(spec.conv_blocks)]
+    spec.dense_layers = [_build(DenseLayer, d, f"dense_layers[{i}]") for i, d in enumerate(spec.dense_layers)]
+    return spec.validate()
+
+
+def config_from_dict(data: dict) -> TrainConfig:
+    return _build(TrainConfig, data, "config").validate()
+
+
+def to_dict(obj) -> dict:
+    return asdict(obj)
+
+
+def to_json(obj) -> str:
+    return json.dumps(asdict(obj), indent=2)
+
+
+def _read_json(path: str | Path) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise LabError(f"{path}: no such file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise LabError(f"{path}: not valid JSON ({exc})") from None
+
+
+def load_spec(path: str | Path) -> ModelSpec:
+    return spec_from_dict(_read_json(path))
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    return config_from_dict(_read_json(path))
+
+
+# ---------- presets ----------
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    description: str
+    spec: ModelSpec
+    config: TrainConfig
+    claimed_accuracy: float | None
+
+    def copy(self) -> tuple[ModelSpec, TrainConfig]:
+        return spec_from_dict(to_dict(self.spec)), replace(self.config)
+
+
+def _mlp(*layers: tuple[int, float], activation: str = "relu") -> ModelSpec:
+    return ModelSpec(kind="mlp", dense_layers=[DenseLayer(u, activation, d) for u, d in layers])
+
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in [
+        Preset(
+            "mlp-784-dropout",
+            "Flatten, Dense 784 relu, Dropout 0.2, softmax; Adam (the classic 'baseline MLP' Keras tutorial).",
+            _mlp((784, 0.2)),
+            TrainConfig(optimizer="adam", batch_size=200, epochs=10),
+            0.98,
+        ),
+        Preset(
+            "mlp-2x28",
+            "Two hidden layers of 28 relu units; Adam (the small 2-layer MLP from a from-scratch MNIST project).",
+            _mlp((28, 0.0), (28, 0.0)),
+            TrainConfig(optimizer="adam", batch_size=32, epochs=10),
+            0.965,
+        ),
+        Preset(
+            "mlp-2x512-dropout",
+            "2x512 relu with Dropout 0.2 each, RMSprop, 20 epochs (Keras example mnist_mlp.py).",
+            _mlp((512, 0.2), (512, 0.2)),
+            TrainConfig(optimizer="rmsprop", batch_size=128, epochs=20),
+            0.9804,
+        ),
+        Preset(
+            "mlp-2x512",
+            "2x512 relu without dropout, RMSprop, 20 epochs (mnist_mlp.py with the dropout removed).",
+            _mlp((512, 0.0), (512, 0.0)),
+            TrainConfig(optimizer="rmsprop", batch_size=128, epochs=20),
+            0.9836,
+        ),
+        Preset(
+            "cnn-classic",
+            "conv32, conv64, max-pool, Dropout 0.25, dense 128, Dropout 0.5, softmax; Adam, 12 epochs (Keras example mnist_cnn.py).",
+            ModelSpec(
+                kind="cnn",
+                conv_blocks=[ConvBlock(32, 3, pooling="none"), ConvBlock(64, 3, pooling="max", dropout=0.25)],
+                dense_layers=[DenseLayer(128, "relu", 0.5)],
+            ),
+            TrainConfig(optimizer="adam", batch_size=128, epochs=12),
+            0.9925,
+        ),
+        Preset(
+            "mlp-2x128",
+            "2x128 relu, Adam, 3 epochs (the TensorFlow beginner quickstart style MLP).",
+            _mlp((128, 0.0), (128, 0.0)),
+            TrainConfig(optimizer="adam", batch_size=32, epochs=3),
+            0.97,
+        ),
+        Preset(
+            "keras-convnet",
+            "conv32, pool, conv64, pool, flatten, Dropout 0.5, softmax; batch 128, 15 epochs (Keras 'simple MNIST convnet').",
+            ModelSpec(
+                kind="cnn",
+                conv_blocks=[ConvBlock(32, 3), ConvBlock(64, 3, dropout=0.5)],
+                dense_layers=[],
+            ),
+            TrainConfig(optimizer="adam", batch_size=128, epochs=15),
+            0.992,
+        ),
+        Preset(
+            "fast-cnn",
+            "Small batch-norm CNN with a one-cycle schedule, tuned here to reach 99% test accuracy fast on 2 CPU cores.",
+            ModelSpec(
+                kind="cnn",
+                conv_blocks=[
+                    ConvBlock(24, 5, padding="same", pooling="max", batch_norm=True),
+                    ConvBlock(48, 3, padding="same", pooling="max", batch_norm=True),
+                ],
+                dense_layers=[DenseLayer(128, "relu", 0.25)],
+            ),
+            TrainConfig(optimizer="adam", learning_rate=3e-3, schedule="one-cycle", warmup_fraction=0.2,
+                        batch_size=128, epochs=3),
+            0.99,
+        ),
+    ]
+}
+
+
+def preset(name: str) -> Preset:
+    _check(name in PRESETS, f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+    return PRESETS[name]
