@@ -1,0 +1,91 @@
+"""Shared fixtures. Every test gets its own empty registry and jobs folder, so nothing a
+test does can touch the real saved_models/; the real MNIST cache is shared read-only."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURE = Path(__file__).parent / "fixtures" / "mnist_small.npz"
+SHIPPED_MODELS = ROOT / "saved_models"
+
+
+@pytest.fixture(autouse=True)
+def isolated_dirs(tmp_path, monkeypatch):
+    """A fresh registry and jobs folder per test."""
+    models, jobs = tmp_path / "saved_models", tmp_path / "jobs"
+    models.mkdir()
+    jobs.mkdir()
+    monkeypatch.setenv("MNIST_MODELS_DIR", str(models))
+    monkeypatch.setenv("MNIST_JOBS_DIR", str(jobs))
+    return models
+
+
+@pytest.fixture(scope="session")
+def small_mnist():
+    """A few thousand real MNIST digits cut from the official files (tests/fixtures/make_fixture.py)."""
+    from mnist_core.data import Mnist
+
+    with np.load(FIXTURE) as npz:
+        return Mnist(npz["x_train"], npz["y_train"], npz["x_test"], npz["y_test"], source="fixture")
+
+
+@pytest.fixture(scope="session")
+def full_mnist():
+    """The full official data set (from the cache `make test` fills)."""
+    from mnist_core import data
+
+    return data.load()
+
+
+@pytest.fixture(scope="session")
+def tiny_trained(small_mnist, tmp_path_factory):
+    """A small MLP trained one epoch on the fixture, saved once; copy it into a test's registry with `registry_with`."""
+    from mnist_core import spec as specs
+    from mnist_core.train import train_and_save
+
+    folder = tmp_path_factory.mktemp("tiny_registry")
+    old = os.environ.get("MNIST_MODELS_DIR")
+    os.environ["MNIST_MODELS_DIR"] = str(folder)
+    try:
+        spec = specs.ModelSpec(kind="mlp", dense_layers=[specs.DenseLayer(32)])
+        config = specs.TrainConfig(epochs=1, batch_size=64, seed=1)
+        train_and_save(spec, config, "tiny", mnist=small_mnist)
+    finally:
+        if old is None:
+            os.environ.pop("MNIST_MODELS_DIR", None)
+        else:
+            os.environ["MNIST_MODELS_DIR"] = old
+    return folder / "tiny"
+
+
+@pytest.fixture
+def registry_with(isolated_dirs, tiny_trained):
+    """Call registry_with("a", "b", default=True) to fill this test's registry with copies of the tiny model
+    (and, with default=True, the shipped default model)."""
+
+    def fill(*names: str, default: bool = False) -> Path:
+        for name in names:
+            shutil.copytree(tiny_trained, isolated_dirs / name)
+            _rename_in_metadata(isolated_dirs / name, name)
+        if default:
+            shutil.copytree(SHIPPED_MODELS / "default", isolated_dirs / "default")
+        return isolated_dirs
+
+    return fill
+
+
+def _rename_in_metadata(folder: Path, name: str) -> None:
+    import json
+
+    meta_path = folder / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    meta["name"] = name
+    meta_path.write_text(json.dumps(meta))
