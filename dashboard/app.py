@@ -1,5 +1,24 @@
+"""Entry point: `streamlit run dashboard/app.py`. Pages live in dashboard/views/."""
+
+import sys
+from pathlib import Path
+
 import streamlit as st
 
+# Streamlit puts dashboard/ on sys.path; the project root holds mnist_core and the dashboard package.
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+VIEWS = Path(__file__).parent / "views"
+
 st.set_page_config(page_title="MNIST Model Lab", page_icon="✍️", layout="wide")
-st.title("MNIST Model Lab")
-st.write("The dashboard is being built. The library and CLI work: `python -m mnist_core --help`.")
+
+pages = [
+    st.Page(VIEWS / "home.py", title="Home", icon="🏠", url_path="", default=True),
+    st.Page(VIEWS / "train.py", title="Train", icon="🏋️", url_path="train"),
+    st.Page(VIEWS / "compare.py", title="Compare", icon="⚖️", url_path="compare"),
+    st.Page(VIEWS / "draw.py", title="Draw", icon="✏️", url_path="draw"),
+    st.Page(VIEWS / "data.py", title="Data", icon="🔢", url_path="data"),
+]
+st.navigation(pages).run()

@@ -1,0 +1,88 @@
+"""Cached resources shared by every page and session.
+
+Models are cached per file stamp, so a model re-saved under the same name is loaded fresh;
+the registry listing is cached on the folders' stat results, so a new or changed model shows
+up on the next rerun without re-hashing every model.keras on every rerun.
+"""
+
+from __future__ import annotations
+
+import os
+
+import streamlit as st
+
+from mnist_core import data, registry
+from mnist_core.errors import LabError
+from mnist_core.paths import models_dir
+from mnist_core.predict import Predictor, model_file_stamp
+
+
+@st.cache_resource(show_spinner="Loading the model...", max_entries=16)
+def _predictor(name: str, stamp: tuple) -> Predictor:
+    return Predictor.load(name)
+
+
+def predictor(name: str) -> Predictor:
+    """The cached Predictor for a saved model. Raises LabError for a missing or unloadable one."""
+    try:
+        stamp = model_file_stamp(name)
+    except OSError:
+        raise LabError(f"model {name!r} has no model.keras") from None
+    # models_dir is part of the key so tests (and users) pointing MNIST_MODELS_DIR elsewhere get their own models.
+    return _predictor(name, (str(models_dir()), *stamp))
+
+
+@st.cache_resource(show_spinner="Loading MNIST...")
+def _mnist(cache_key: str) -> data.Mnist:
+    return data.load(allow_fetch=False)
+
+
+def mnist() -> data.Mnist:
+    """The verified MNIST arrays (from MNIST_DATA or the cache; never fetched implicitly). Raises LabError."""
+    path = os.environ.get("MNIST_DATA") or str(data.cache_path())
+    try:
+        stamp = os.stat(path).st_mtime_ns
+    except OSError:
+        raise LabError("MNIST is not downloaded yet: fetch it on the Home page or run `python -m mnist_core download`") from None
+    return _mnist(f"{path}:{stamp}")
+
+
+def _registry_stamp() -> tuple:
+    """Cheap stat of every entry: changes when a model is added, removed, renamed or rewritten."""
+    root = models_dir()
+    if not root.is_dir():
+        return (str(root),)
+    stamps = [str(root), root.stat().st_mtime_ns]
+    for child in sorted(root.iterdir()):
+        for f in (child, child / registry.MODEL_FILE, child / registry.METADATA_FILE):
+            try:
+                s = f.stat()
+                stamps.append((f.name, s.st_mtime_ns, s.st_size))
+            except OSError:
+                stamps.append((f.name, None))
+    return tuple(stamps)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _models(stamp: tuple) -> list[registry.Entry]:
+    return registry.list_models()
+
+
+def models() -> list[registry.Entry]:
+    """Every registry entry, newest first, broken ones included (each says why)."""
+    return _models(_registry_stamp())
+
+
+def usable_models() -> list[str]:
+    """Names of the models that can be loaded, with the default model first."""
+    names = [e.name for e in models() if e.ok]
+    if registry.DEFAULT_MODEL in names:
+        names.remove(registry.DEFAULT_MODEL)
+        names.insert(0, registry.DEFAULT_MODEL)
+    return names
+
+
+def clear() -> None:
+    """Forget every cached resource (used by the tests and after destructive actions)."""
+    st.cache_resource.clear()
+    st.cache_data.clear()
