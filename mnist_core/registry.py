@@ -194,7 +194,7 @@ def _check_config_is_plain_keras(model_file: Path) -> None:
             module = node.get("module")
             if isinstance(module, str) and not (module == "keras" or module.startswith("keras.")):
                 raise LabError(f"{model_file.parent.name}: refusing to load: config names module {module!r}")
-            if node.get("class_name") in {"Lambda", "TFOpLambda"} or "function" in node.get("registered_name", ""):
+            if node.get("class_name") in {"Lambda", "TFOpLambda"} or "function" in (node.get("registered_name") or ""):
                 raise LabError(f"{model_file.parent.name}: refusing to load: config contains a {node.get('class_name')} layer")
             for v in node.values():
                 walk(v)
