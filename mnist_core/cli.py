@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from mnist_core.errors import LabError
+from mnist_core.tf_quiet import import_tensorflow
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
 
@@ -289,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = make_parser().parse_args(argv)
     try:
+        if args.command not in ("download", "models"):
+            import_tensorflow()
         args.func(args)
     except LabError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,0 +1,70 @@
+"""Train every preset with the project's own CLI and record its test accuracy and seconds per epoch.
+
+Usage: .venv/bin/python benchmarks/presets.py [--quick] [--only a,b]
+  --quick trains 1 epoch per preset (seconds per epoch only; accuracy is then not the preset's claim).
+Writes benchmarks/results/presets.json. Models go to a temp registry, never to saved_models/.
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from mnist_core.spec import PRESETS  # noqa: E402
+
+OUT = ROOT / "benchmarks" / "results" / "presets.json"
+
+
+def run(name: str, quick: bool, registry: Path) -> dict:
+    events = registry / f"{name}.jsonl"
+    cmd = [sys.executable, "-m", "mnist_core", "train", "--preset", name, "--name", f"bench-{name}",
+           "--events", str(events), "--quiet"]
+    if quick:
+        cmd += ["--epochs", "1"]
+    env = dict(os.environ, MNIST_MODELS_DIR=str(registry))
+    t0 = time.perf_counter()
+    subprocess.run(cmd, cwd=ROOT, env=env, check=True)
+    wall = time.perf_counter() - t0
+    rows = [json.loads(line) for line in events.read_text().splitlines()]
+    epochs = [r for r in rows if r["event"] == "epoch"]
+    done = next(r for r in rows if r["event"] == "done")
+    seconds = [e["seconds"] for e in epochs]
+    return {
+        "preset": name,
+        "epochs": len(epochs),
+        "test_accuracy": done["test_accuracy"],
+        "claimed_accuracy": PRESETS[name].claimed_accuracy,
+        "seconds_per_epoch_median": statistics.median(seconds),
+        "seconds_per_epoch_range": [min(seconds), max(seconds)],
+        "wall_seconds": wall,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", help="comma-separated preset names")
+    args = parser.parse_args()
+    names = args.only.split(",") if args.only else list(PRESETS)
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names:
+            results.append(run(name, args.quick, Path(tmp)))
+            print(json.dumps(results[-1]), flush=True)
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps({"benchmark": "presets", "quick": args.quick, "machine": {
+        "cpus": os.cpu_count(), "platform": platform.platform()}, "results": results}, indent=1))
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()
