@@ -29,14 +29,15 @@ def _check(ok: bool, message: str) -> None:
 
 
 def _number(value, name: str, lo, hi, *, integer: bool, lo_open=False, hi_open=False):
-    kind = "a whole number" if integer else "a number"
-    _check(not isinstance(value, bool) and isinstance(value, (int, float)), f"{name} must be {kind}, got {value!r}")
-    _check(not (integer and float(value) != int(value)), f"{name} must be {kind}, got {value!r}")
-    _check(math.isfinite(value), f"{name} must be finite, got {value!r}")
+    # Every message names the field and the allowed range, whatever is wrong with the value.
+    rng = f"{'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
+    wanted = f"{name} must be {'a whole number' if integer else 'a number'} in {rng}, got {value!r}"
+    _check(not isinstance(value, bool) and isinstance(value, (int, float)), wanted)
+    _check(math.isfinite(value), wanted)  # before int(): int(nan) and int(inf) raise
+    _check(not (integer and float(value) != int(value)), wanted)
     lo_ok = value > lo if lo_open else value >= lo
     hi_ok = value < hi if hi_open else value <= hi
-    rng = f"{'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
-    _check(lo_ok and hi_ok, f"{name} must be in {rng}, got {value!r}")
+    _check(lo_ok and hi_ok, wanted)
     return int(value) if integer else float(value)
 
 
@@ -138,6 +139,8 @@ class TrainConfig:
 
 
 def _build(cls, data, where: str):
+    if isinstance(data, cls):
+        return data  # a field the JSON left out keeps its dataclass default
     _check(isinstance(data, dict), f"{where} must be a JSON object")
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(data) - known)
@@ -171,6 +174,8 @@ def _read_json(path: str | Path) -> dict:
         return json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise LabError(f"{path}: no such file") from None
+    except OSError as exc:  # a folder, no permission, ...
+        raise LabError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise LabError(f"{path}: not valid JSON ({exc})") from None
 
@@ -181,6 +186,25 @@ def load_spec(path: str | Path) -> ModelSpec:
 
 def load_config(path: str | Path) -> TrainConfig:
     return config_from_dict(_read_json(path))
+
+
+def bundle_json(spec: ModelSpec, config: TrainConfig) -> str:
+    """The file the dashboard exports: {"spec": ..., "config": ...}."""
+    return json.dumps({"spec": asdict(spec), "config": asdict(config)}, indent=2)
+
+
+def parse_bundle(text: str | bytes) -> tuple[ModelSpec, TrainConfig | None]:
+    """Read an exported {"spec", "config"} file, or a bare spec (then the config is None)."""
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise LabError(f"not valid JSON ({exc})") from None
+    _check(isinstance(data, dict), "the file must hold a JSON object")
+    if "spec" in data:
+        unknown = sorted(set(data) - {"spec", "config"})
+        _check(not unknown, f"unknown field(s) {', '.join(unknown)}; known: spec, config")
+        return spec_from_dict(data["spec"]), (config_from_dict(data["config"]) if "config" in data else None)
+    return spec_from_dict(data), None
 
 
 # ---------- presets ----------
