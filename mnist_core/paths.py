@@ -21,3 +21,8 @@ def models_dir() -> Path:
 
 def jobs_dir() -> Path:
     return _dir("MNIST_JOBS_DIR", PROJECT_ROOT / "jobs")
+
+
+def explore_dir() -> Path:
+    """Hyperparameter studies (the embedded Optuna database) live here; git-ignored."""
+    return _dir("MNIST_EXPLORE_DIR", PROJECT_ROOT / "explore")

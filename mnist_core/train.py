@@ -174,9 +174,10 @@ def time_batches(spec: ModelSpec, config: TrainConfig, mnist: mnist_data.Mnist, 
 
 def train_and_save(spec: ModelSpec, config: TrainConfig, name: str, on_event: Callable[[Event], None] | None = None,
                    should_stop: Callable[[], bool] | None = None, mnist: mnist_data.Mnist | None = None,
-                   preset: str | None = None) -> dict | None:
+                   preset: str | None = None, extra_metadata: dict | None = None) -> dict | None:
     """Train, evaluate once on the 10,000 test images, and save with full metadata.
 
+    `extra_metadata` is merged in (e.g. the study and trial a model came from).
     Returns the metadata, or None if a stop was requested (then nothing is saved).
     """
     from mnist_core import evaluate, registry
@@ -209,6 +210,7 @@ def train_and_save(spec: ModelSpec, config: TrainConfig, name: str, on_event: Ca
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__},
         "data_checksum": mnist.checksum,
         "seed": config.seed,
+        **(extra_metadata or {}),
     }
     registry.save(name, result.model, metadata)
     emit({"event": "done", "name": name, "test_accuracy": test["accuracy"], "test_loss": test["loss"]})

@@ -25,6 +25,7 @@ def isolated_dirs(tmp_path, monkeypatch):
     jobs.mkdir()
     monkeypatch.setenv("MNIST_MODELS_DIR", str(models))
     monkeypatch.setenv("MNIST_JOBS_DIR", str(jobs))
+    monkeypatch.setenv("MNIST_EXPLORE_DIR", str(tmp_path / "explore"))  # hyperparameter studies
     return models
 
 
