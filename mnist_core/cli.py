@@ -61,7 +61,10 @@ class _EventSink:
     """Prints epochs for people and, with --events, appends every event as one JSON line."""
 
     def __init__(self, events_path: str | None, quiet: bool):
-        self.fh = open(events_path, "a", buffering=1) if events_path else None
+        try:
+            self.fh = open(events_path, "a", buffering=1) if events_path else None
+        except OSError as exc:
+            raise LabError(f"--events {events_path}: cannot write ({exc.strerror or type(exc).__name__})") from None
         self.quiet = quiet
 
     def __call__(self, event: dict) -> None:
@@ -157,7 +160,11 @@ def cmd_test(args) -> None:
                      "stored_accuracy": stored.get("accuracy"), "macro_f1": result["macro_f1"]})
     columns = ["model", "test_loss", "test_accuracy", "stored_accuracy", "macro_f1"]
     if args.csv:
-        with open(args.csv, "w", newline="") as fh:
+        try:
+            fh = open(args.csv, "w", newline="")
+        except OSError as exc:
+            raise LabError(f"--csv {args.csv}: cannot write ({exc.strerror or type(exc).__name__})") from None
+        with fh:
             writer = csv.DictWriter(fh, fieldnames=columns)
             writer.writeheader()
             writer.writerows(rows)
@@ -190,6 +197,8 @@ def cmd_predict(args) -> None:
     paths = _image_paths(args.images)
     prepared = []
     for p in paths:  # every file is checked before any model is loaded
+        if p.stat().st_size > preprocess.MAX_BYTES:  # checked before reading, so a huge file is never loaded
+            raise LabError(f"{p.name}: the file is larger than {preprocess.MAX_BYTES // (1024 * 1024)} MB")
         item = preprocess.image_to_mnist(p.read_bytes(), p.name)
         if item.empty:
             raise LabError(f"{p.name}: {item.message}")
@@ -216,6 +225,12 @@ def cmd_models(args) -> None:
             raise LabError("usage: models rename OLD NEW")
         registry.rename(*args.names)
         print(f"renamed {args.names[0]} -> {args.names[1]}")
+        return
+    if args.action == "reimport":
+        if len(args.names) != 1:
+            raise LabError("usage: models reimport NAME")
+        meta = registry.reimport(args.names[0])
+        print(f"re-imported {args.names[0]}: test accuracy {meta['test']['accuracy']:.4f}, sha256 {meta['model_sha256']}")
         return
     if args.action == "delete":
         if len(args.names) != 1:
@@ -278,8 +293,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("models", help="list saved models; models rename OLD NEW; models delete NAME")
-    p.add_argument("action", nargs="?", choices=["list", "rename", "delete"], default="list")
+    p = sub.add_parser("models", help="list saved models; models rename OLD NEW; models delete NAME; "
+                       "models reimport NAME (accept a model.keras changed outside the lab, after safety checks)")
+    p.add_argument("action", nargs="?", choices=["list", "rename", "delete", "reimport"], default="list")
     p.add_argument("names", nargs="*")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_models)

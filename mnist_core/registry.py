@@ -6,15 +6,16 @@ records the sha256 of model.keras, so only files the lab wrote itself are loaded
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import re
 import shutil
-import tempfile
 import time
 import uuid
 import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,13 +27,26 @@ METADATA_FILE = "metadata.json"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
 TEMP_PREFIX = ".tmp-"
+# Temp folders are named .tmp-<pid>-<new|old|del>-<model name>-<random>, so a later listing or save can tell
+# the leftovers of a killed process (its pid is gone) from a save still in flight.
+TEMP_RE = re.compile(r"^\.tmp-(\d+)-(new|old|del)-([A-Za-z0-9][A-Za-z0-9_-]{0,63})-[0-9a-f]{8}$")
+LOCK_FILE = ".lock"
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
+# The only Keras objects build.py and train.py ever write into a config.json. Anything else (a Lambda
+# layer, a function reference, a class from another module) is code the lab did not write.
+SAFE_CLASSES = {
+    "Functional", "Sequential", "InputLayer", "Conv2D", "BatchNormalization", "Activation", "MaxPooling2D",
+    "AveragePooling2D", "Dropout", "Flatten", "Dense", "DTypePolicy", "GlorotUniform", "Zeros", "Ones",
+    "SparseCategoricalCrossentropy", "Adam", "AdamW", "SGD", "RMSprop", "Adadelta", "CosineDecay",
+    "__keras_tensor__",
+}
 DEFAULT_MODEL = "default"
 
 
 @dataclass
 class Entry:
     name: str
-    status: str  # "ok", "broken", "modified" or "foreign"
+    status: str  # "ok", "broken", "modified", "unsafe" or "foreign"
     reason: str = ""
     metadata: dict = field(default_factory=dict)
 
@@ -100,9 +114,11 @@ def save(name: str, model, metadata: dict, *, overwrite: bool = False) -> Path:
     target = model_path(name)
     root = models_dir()
     root.mkdir(parents=True, exist_ok=True)
+    sweep_temp()
     if target.exists() and not overwrite:
         raise LabError(f"a model named {name!r} already exists; pick another name")
-    tmp = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{name}-", dir=root))
+    tmp = _temp_path(root, "new", name)
+    tmp.mkdir()
     try:
         model.save(tmp / MODEL_FILE)
         meta = dict(metadata, name=name, model_sha256=file_sha256(tmp / MODEL_FILE))
@@ -116,22 +132,66 @@ def save(name: str, model, metadata: dict, *, overwrite: bool = False) -> Path:
 
 
 def _move_into_place(tmp: Path, target: Path, overwrite: bool) -> None:
-    if overwrite and target.exists():
-        old = target.with_name(f"{TEMP_PREFIX}old-{target.name}-{uuid.uuid4().hex[:8]}")
+    # One save at a time moves into place (other processes included), so two racing saves to one name
+    # cannot both win, and neither can clobber the other.
+    with _registry_lock():
+        if not target.exists():
+            os.rename(tmp, target)
+            return
+        if not overwrite:
+            raise LabError(f"a model named {target.name!r} already exists; pick another name")
+        old = _temp_path(target.parent, "old", target.name)
         os.rename(target, old)
         try:
-            os.rename(tmp, target)
+            os.rename(tmp, target)  # a kill right here is repaired by the next sweep: it puts `old` back
         except OSError:
             os.rename(old, target)
             raise
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _temp_path(root: Path, kind: str, name: str) -> Path:
+    return root / f"{TEMP_PREFIX}{os.getpid()}-{kind}-{name}-{uuid.uuid4().hex[:8]}"
+
+
+@contextmanager
+def _registry_lock():
+    """An exclusive lock on the registry folder; the kernel drops it if the holder is killed."""
+    with open(models_dir() / LOCK_FILE, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return state != "Z"  # a zombie has finished; its parent just has not reaped it yet
+    except (OSError, IndexError):
+        return False
+
+
+def sweep_temp() -> None:
+    """Clear the leftovers of saves, overwrites and deletes whose process died (SIGKILL, power loss).
+
+    A model moved aside by an overwrite that never finished is put back; everything else is removed.
+    Folders of processes still running are left alone.
+    """
+    root = models_dir()
+    if not root.is_dir():
         return
     try:
-        # rename() of a folder onto an existing non-empty folder fails, so two racing saves
-        # to one name cannot both win, and neither can clobber the other.
-        os.rename(tmp, target)
+        with _registry_lock():
+            for child in root.iterdir():
+                m = TEMP_RE.match(child.name)
+                if not m or _pid_alive(int(m.group(1))):
+                    continue
+                kind, name = m.group(2), m.group(3)
+                if kind == "old" and not (root / name).exists():
+                    os.rename(child, root / name)
+                else:
+                    shutil.rmtree(child, ignore_errors=True)
     except OSError:
-        raise LabError(f"a model named {target.name!r} already exists; pick another name") from None
+        pass  # a read-only registry can still be listed
 
 
 def read_metadata(name: str) -> dict:
@@ -163,7 +223,12 @@ def inspect(name: str) -> Entry:
     if not zipfile.is_zipfile(model_file):
         return Entry(name, "broken", "model.keras is not a valid .keras archive (truncated or damaged)", meta)
     if meta.get("model_sha256") != file_sha256(model_file):
-        return Entry(name, "modified", "model.keras was modified outside the lab (checksum differs)", meta)
+        return Entry(name, "modified", "model.keras was modified outside the lab (checksum differs); "
+                     f"re-import it with: python -m mnist_core models reimport {name}", meta)
+    try:
+        _check_config_is_plain_keras(model_file)
+    except LabError as exc:
+        return Entry(name, "unsafe", str(exc).split(": ", 1)[1], meta)
     return Entry(name, "ok", "", meta)
 
 
@@ -172,6 +237,7 @@ def list_models() -> list[Entry]:
     root = models_dir()
     if not root.is_dir():
         return []
+    sweep_temp()
     entries = []
     for child in root.iterdir():
         if child.name.startswith(".") or child.name == "README.md":
@@ -182,34 +248,43 @@ def list_models() -> list[Entry]:
 
 
 def _check_config_is_plain_keras(model_file: Path) -> None:
-    """Refuse archives whose config names code outside Keras, before Keras parses them."""
+    """Refuse archives whose config names anything but the plain Keras layers the lab builds, before Keras
+    parses them. Keras's safe_mode is the second line: it refuses Lambda bytecode when it loads."""
     try:
         with zipfile.ZipFile(model_file) as zf:
+            if zf.getinfo("config.json").file_size > MAX_CONFIG_BYTES:
+                raise LabError(f"{model_file.parent.name}: refusing to load: config.json is too large")
             config = json.loads(zf.read("config.json"))
-    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, OSError) as exc:
+    except (zipfile.BadZipFile, KeyError, ValueError, RecursionError, OSError) as exc:
         raise LabError(f"{model_file.parent.name}: model.keras is damaged ({type(exc).__name__})") from None
 
     def walk(node):
         if isinstance(node, dict):
-            module = node.get("module")
+            module, class_name = node.get("module"), node.get("class_name")
             if isinstance(module, str) and not (module == "keras" or module.startswith("keras.")):
                 raise LabError(f"{model_file.parent.name}: refusing to load: config names module {module!r}")
-            if node.get("class_name") in {"Lambda", "TFOpLambda"} or "function" in (node.get("registered_name") or ""):
-                raise LabError(f"{model_file.parent.name}: refusing to load: config contains a {node.get('class_name')} layer")
+            if class_name is not None and class_name not in SAFE_CLASSES:
+                raise LabError(f"{model_file.parent.name}: refusing to load: config contains {str(class_name)[:40]!r}, "
+                               "which the lab never writes (code could run)")
             for v in node.values():
                 walk(v)
         elif isinstance(node, list):
             for v in node:
                 walk(v)
 
-    walk(config)
+    try:
+        walk(config)
+    except RecursionError:
+        raise LabError(f"{model_file.parent.name}: refusing to load: config.json is nested too deeply") from None
 
 
 def load(name: str):
     """Load a model the lab saved. Safe mode stays on; modified or foreign files are refused."""
     import keras
 
-    entry = inspect(check_name(name))
+    if not model_path(name).is_dir():
+        raise LabError(f"no model named {name!r}")
+    entry = inspect(name)
     if not entry.ok:
         raise LabError(f"cannot load {name!r}: {entry.reason or entry.status}")
     model_file = models_dir() / name / MODEL_FILE
@@ -218,6 +293,43 @@ def load(name: str):
         return keras.saving.load_model(model_file, compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises many types for a bad archive
         raise LabError(f"cannot load {name!r}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
+
+
+def reimport(name: str, mnist=None) -> dict:
+    """Accept a model.keras that changed outside the lab, explicitly, after the checks load() makes.
+
+    Its config must name only the plain Keras layers the lab builds, Keras must load it in safe mode,
+    and it must map 28x28 images to 10 classes. The stored test metrics are measured again (the old ones
+    belong to the old file), then the new checksum is recorded.
+    """
+    import keras
+
+    from mnist_core import data, evaluate
+
+    model_file = model_path(name) / MODEL_FILE
+    if not model_file.is_file():
+        raise LabError(f"no model.keras in {name!r}")
+    meta = read_metadata(name)
+    sha = file_sha256(model_file)
+    _check_config_is_plain_keras(model_file)
+    try:
+        model = keras.saving.load_model(model_file, compile=False, safe_mode=True)
+    except Exception as exc:
+        raise LabError(f"cannot re-import {name!r}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
+    if tuple(model.input_shape) != (None, 28, 28, 1) or tuple(model.output_shape) != (None, 10):
+        raise LabError(f"cannot re-import {name!r}: it maps {model.input_shape} to {model.output_shape}, "
+                       "not 28x28x1 images to 10 digits")
+    if file_sha256(model_file) != sha:
+        raise LabError(f"cannot re-import {name!r}: model.keras changed while it was being checked")
+    mnist = mnist or data.load()
+    test, _ = evaluate.evaluate(model, mnist.x_test, mnist.y_test)
+    meta.update(name=name, model_sha256=sha, test=test, parameters=int(model.count_params()),
+                reimported=time.strftime("%Y-%m-%d %H:%M:%S"))
+    path = model_path(name) / METADATA_FILE
+    tmp = path.with_name(f"{TEMP_PREFIX}{METADATA_FILE}-{uuid.uuid4().hex[:8]}")
+    tmp.write_text(json.dumps(meta, indent=1))
+    os.replace(tmp, path)
+    return meta
 
 
 def load_entry(name: str) -> tuple:
@@ -250,6 +362,6 @@ def delete(name: str) -> None:
     if not path.is_dir():
         raise LabError(f"no model named {name!r}")
     # Move aside first so a half-deleted folder is never listed.
-    trash = path.with_name(f"{TEMP_PREFIX}del-{name}-{uuid.uuid4().hex[:8]}")
+    trash = _temp_path(path.parent, "del", name)
     os.rename(path, trash)
     shutil.rmtree(trash, ignore_errors=True)

@@ -31,9 +31,9 @@ def _check(ok: bool, message: str) -> None:
 def _number(value, name: str, lo, hi, *, integer: bool, lo_open=False, hi_open=False):
     # Every message names the field and the allowed range, whatever is wrong with the value.
     rng = f"{'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
-    wanted = f"{name} must be {'a whole number' if integer else 'a number'} in {rng}, got {value!r}"
+    wanted = f"{name} must be {'a whole number' if integer else 'a number'} in {rng}, got {repr(value)[:40]}"
     _check(not isinstance(value, bool) and isinstance(value, (int, float)), wanted)
-    _check(math.isfinite(value), wanted)  # before int(): int(nan) and int(inf) raise
+    _check(abs(value) < 1e300 and math.isfinite(value), wanted)  # before int(): int(nan) raises; 10**400 overflows
     _check(not (integer and float(value) != int(value)), wanted)
     lo_ok = value > lo if lo_open else value >= lo
     hi_ok = value < hi if hi_open else value <= hi
@@ -176,7 +176,7 @@ def _read_json(path: str | Path) -> dict:
         raise LabError(f"{path}: no such file") from None
     except OSError as exc:  # a folder, no permission, ...
         raise LabError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, 5000-digit ints, [[[[...
         raise LabError(f"{path}: not valid JSON ({exc})") from None
 
 
@@ -197,7 +197,7 @@ def parse_bundle(text: str | bytes) -> tuple[ModelSpec, TrainConfig | None]:
     """Read an exported {"spec", "config"} file, or a bare spec (then the config is None)."""
     try:
         data = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, 5000-digit ints, [[[[...
         raise LabError(f"not valid JSON ({exc})") from None
     _check(isinstance(data, dict), "the file must hold a JSON object")
     if "spec" in data:
