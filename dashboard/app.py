@@ -15,10 +15,10 @@ VIEWS = Path(__file__).parent / "views"
 st.set_page_config(page_title="MNIST Model Lab", page_icon="✍️", layout="wide")
 
 pages = [
-    st.Page(VIEWS / "home.py", title="Home", icon="🏠", url_path="", default=True),
-    st.Page(VIEWS / "train.py", title="Train", icon="🏋️", url_path="train"),
-    st.Page(VIEWS / "compare.py", title="Compare", icon="⚖️", url_path="compare"),
-    st.Page(VIEWS / "draw.py", title="Draw", icon="✏️", url_path="draw"),
-    st.Page(VIEWS / "data.py", title="Data", icon="🔢", url_path="data"),
+    st.Page(VIEWS / "home.py", title="Home", icon=":material/home:", url_path="", default=True),
+    st.Page(VIEWS / "train.py", title="Train", icon=":material/model_training:", url_path="train"),
+    st.Page(VIEWS / "compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
+    st.Page(VIEWS / "draw.py", title="Draw", icon=":material/draw:", url_path="draw"),
+    st.Page(VIEWS / "data.py", title="Data", icon=":material/grid_view:", url_path="data"),
 ]
 st.navigation(pages).run()

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import streamlit as st
 
-from mnist_core import data, registry
+from mnist_core import data, explore, registry
 from mnist_core.errors import LabError
 from mnist_core.paths import models_dir
 from mnist_core.predict import Predictor, model_file_stamp
@@ -19,7 +20,9 @@ from mnist_core.predict import Predictor, model_file_stamp
 
 @st.cache_resource(show_spinner="Loading the model...", max_entries=16)
 def _predictor(name: str, stamp: tuple) -> Predictor:
-    return Predictor.load(name)
+    loaded = Predictor.load(name)
+    loaded.probabilities(np.zeros((1, 28, 28), np.float32))  # trace the graph now, not on the first stroke
+    return loaded
 
 
 def predictor(name: str) -> Predictor:
@@ -82,7 +85,71 @@ def usable_models() -> list[str]:
     return names
 
 
+@st.cache_resource(show_spinner=False)
+def _mean_images(cache_key: str) -> np.ndarray:
+    m = mnist()
+    return explore.mean_images(m.x_train, m.y_train)
+
+
+def mean_images() -> np.ndarray:
+    """(10, 28, 28) mean training image per digit."""
+    return _mean_images(mnist().checksum)
+
+
 def clear() -> None:
     """Forget every cached resource (used by the tests and after destructive actions)."""
     st.cache_resource.clear()
     st.cache_data.clear()
+
+
+# ---------- Train and Compare pages ----------
+
+
+@st.cache_data(show_spinner="Timing a few training steps...", max_entries=32)
+def epoch_seconds(bundle: str) -> float:
+    """Measured seconds per epoch for a spec+config bundle (mnist_core.spec.bundle_json), cached per bundle."""
+    from mnist_core import spec as specs
+    from mnist_core.train import time_batches
+
+    spec, config = specs.parse_bundle(bundle)
+    return time_batches(spec, config, mnist())
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def summary(spec_json: str) -> list[dict]:
+    """The layer table of a spec (built, never trained), cached per spec."""
+    from mnist_core import build
+    from mnist_core import spec as specs
+
+    return build.summary_rows(build.build(specs.parse_bundle(spec_json)[0]))
+
+
+def _stamp(name: str) -> tuple:
+    try:
+        return (str(models_dir()), *model_file_stamp(name))
+    except OSError:
+        raise LabError(f"model {name!r} has no model.keras") from None
+
+
+@st.cache_data(show_spinner="Predicting the 10,000 test images...", max_entries=16)
+def _test_probabilities(name: str, stamp: tuple):
+    from mnist_core import evaluate
+
+    return evaluate.probabilities(predictor(name).model, mnist().x_test)
+
+
+def test_probabilities(name: str):
+    """(10000, 10) test-set probabilities of a saved model, computed once per model file."""
+    return _test_probabilities(name, _stamp(name))
+
+
+@st.cache_data(show_spinner="Timing single-image predictions...", max_entries=16)
+def _latency_ms(name: str, stamp: tuple) -> float:
+    from mnist_core.compare import single_image_latency_ms
+
+    return single_image_latency_ms(predictor(name), mnist().x_test[:50])
+
+
+def latency_ms(name: str) -> float:
+    """Mean milliseconds for one single-image prediction through the Predictor, measured once per model file."""
+    return _latency_ms(name, _stamp(name))

@@ -1,4 +1,96 @@
+"""Draw a digit (or upload one) and see what the saved models make of it."""
+
+import numpy as np
+import pandas as pd
 import streamlit as st
+from streamlit_drawable_canvas import st_canvas  # must be imported inside the running app
+
+from dashboard import charts, state
+from mnist_core import preprocess
+from mnist_core.errors import LabError
+
+CANVAS_PX = 280
 
 st.title("Draw")
-st.info("This page is being built.")
+names = state.usable_models()
+if not names:
+    st.warning("No saved model can be loaded. Train one on the Train page first.")
+    st.page_link("views/train.py", label="Go to Train", icon=":material/model_training:")
+    st.stop()
+
+with st.sidebar:
+    model_name = st.selectbox("Model", names, key="draw_model")
+    compare_all = st.toggle("Compare all saved models", key="draw_compare_all")
+    stroke = st.slider("Stroke width", 8, 40, 20, key="draw_stroke")
+    show_steps = st.toggle("Show preprocessing steps", key="draw_steps")
+
+try:
+    predictor = state.predictor(model_name)  # loaded (and cached) before the first stroke, not on it
+except LabError as exc:
+    st.error(str(exc))
+    st.stop()
+
+st.session_state.setdefault("canvas_round", 0)
+left, right = st.columns([1, 1.4], gap="large")
+
+with left:
+    canvas = st_canvas(stroke_width=stroke, stroke_color="#FFFFFF", background_color="#000000",
+                       width=CANVAS_PX, height=CANVAS_PX, drawing_mode="freedraw", return_image_data=True,
+                       key=f"canvas-{st.session_state.canvas_round}")
+    if st.button("Clear", icon=":material/delete:"):
+        st.session_state.canvas_round += 1  # a fresh key gives a fresh, empty canvas
+        st.rerun()
+    upload = st.file_uploader("...or upload a photo or scan of a digit", type=["png", "jpg", "jpeg"])
+
+
+def prepare():
+    """The 28x28 input from the upload if there is one, else from the canvas; None when there is nothing."""
+    if upload is not None:
+        return preprocess.image_to_mnist(upload.getvalue(), upload.name)
+    image = canvas.image_data
+    return None if image is None else preprocess.to_mnist(image)
+
+
+with right:
+    try:
+        prepared = prepare()
+    except LabError as exc:
+        st.error(str(exc))
+        st.stop()
+    if prepared is None or prepared.empty:
+        st.info("draw a digit" if prepared is None else prepared.message)
+        st.session_state.pop("drawing_input", None)
+        st.stop()
+    st.session_state.drawing_input = prepared.input  # carried over to other pages (e.g. Inspect)
+    prediction = predictor.predict(prepared.input)
+
+    seen, metrics = st.columns([1, 1])
+    seen.plotly_chart(charts.image_grid([prepared.input], ["what the model sees (28x28)"], cols=1, tile_px=150),
+                      config={"displayModeBar": False})
+    metrics.metric("Prediction", prediction.digit)
+    metrics.metric("Confidence", f"{prediction.confidence:.1%}")
+    if upload is not None:
+        metrics.caption(f"from the upload {upload.name}; remove it to use the canvas")
+    st.plotly_chart(charts.probability_bars(prediction.probabilities), config={"displayModeBar": False})
+
+if show_steps:
+    steps = list(prepared.steps.items())
+    for col, (title, image) in zip(st.columns(len(steps)), steps, strict=True):
+        col.image(np.clip(image, 0, 1), caption=f"{title} ({image.shape[1]}x{image.shape[0]})", width=140)
+
+if compare_all:
+    rows, probs = [], []
+    for name in names:
+        try:
+            p = state.predictor(name).predict(prepared.input)
+        except LabError as exc:
+            st.error(str(exc))
+            continue
+        rows.append({"model": name, "prediction": p.digit, "confidence": p.confidence})
+        probs.append(p.probabilities)
+    if rows:
+        st.subheader("All saved models")
+        st.dataframe(pd.DataFrame(rows), hide_index=True,
+                     column_config={"confidence": st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1)})
+        st.plotly_chart(charts.probability_heatmap([r["model"] for r in rows], np.array(probs)),
+                        config={"displayModeBar": False})
