@@ -1,4 +1,4 @@
-"""python -m mnist_core download|train|test|predict|models
+"""python -m mnist_core download|train|finetune|test|predict|models
 
 Every user mistake ends with one line on stderr and exit code 2; nothing is half-written.
 """
@@ -114,19 +114,7 @@ def cmd_train(args) -> None:
     if registry.exists(name):
         raise LabError(f"a model named {name!r} already exists; pick another name")
     sink = _EventSink(args.events, args.quiet)
-    stop_requested = False
-
-    def on_signal(signum, frame):
-        nonlocal stop_requested
-        stop_requested = True
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    stop_file = Path(args.stop_file) if args.stop_file else None
-
-    def should_stop() -> bool:
-        return stop_requested or bool(stop_file and stop_file.exists())
-
+    should_stop = _stop_checker(args.stop_file)
     if args.dry_run:
         print(to_json(spec))
         print(to_json(config))
@@ -142,6 +130,39 @@ def cmd_train(args) -> None:
         raise
     if metadata is None:
         sys.exit(3)
+
+
+def _stop_checker(stop_file: str | None):
+    """A should_stop() that turns true on SIGTERM/SIGINT or once `stop_file` exists: training ends at the next batch."""
+    requested = False
+
+    def on_signal(signum, frame):
+        nonlocal requested
+        requested = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    path = Path(stop_file) if stop_file else None
+    return lambda: requested or bool(path and path.exists())
+
+
+def cmd_finetune(args) -> None:
+    from mnist_core import registry
+    from mnist_core.finetune import fine_tune
+
+    name = args.name or registry.unique_name(f"{args.parent}-mine")
+    sink = _EventSink(args.events, args.quiet)
+    try:
+        metadata = fine_tune(args.parent, name, epochs=args.epochs, learning_rate=args.learning_rate,
+                             on_event=sink, should_stop=_stop_checker(args.stop_file))
+    except BaseException as exc:
+        sink({"event": "failed", "message": str(exc).splitlines()[0] if str(exc) else type(exc).__name__})
+        raise
+    if metadata is None:
+        sys.exit(3)
+    before, after = metadata["fine_tune"]["before"], metadata["fine_tune"]["after"]
+    print(f"my digits {before['my_digits_accuracy']:.4f} -> {after['my_digits_accuracy']:.4f}, "
+          f"MNIST test {before['mnist_test_accuracy']:.4f} -> {after['mnist_test_accuracy']:.4f}")
 
 
 def cmd_test(args) -> None:
@@ -279,6 +300,17 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--dry-run", action="store_true", help="print the validated spec and config, train nothing")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("finetune", help="train a copy of a saved model on my digits mixed with MNIST, save it")
+    p.add_argument("--parent", required=True, help="the saved model to start from (it stays unchanged)")
+    p.add_argument("--name", help="name of the new model (default: PARENT-mine)")
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--learning-rate", type=float, default=1e-4)
+    p.add_argument("--events", help="append every progress event to this JSON-lines file")
+    p.add_argument("--stop-file", help="stop cleanly at the next batch once this file exists")
+    p.add_argument("--job-id", help=argparse.SUPPRESS)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser("test", help="re-evaluate saved models on the 10,000 test images")
     p.add_argument("--models", required=True, help="comma-separated model names")

@@ -146,10 +146,29 @@ def start(spec: specs.ModelSpec, config: specs.TrainConfig, name: str) -> JobSta
     job_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
     folder = _job_dir(job_id)
     folder.mkdir(parents=True)
+    return folder, job_id
+
+
+def _launch(folder: Path, job_id: str, name: str, args: list[str]) -> JobStatus:
+    cmd = [sys.executable, "-m", "mnist_core", *args, "--name", name, "--events", str(folder / EVENTS),
+    folder, job_id = _new_job(name)
     (folder / "spec.json").write_text(specs.to_json(spec))
     (folder / "config.json").write_text(specs.to_json(config))
-    cmd = [sys.executable, "-m", "mnist_core", "train", "--spec", str(folder / "spec.json"),
-           "--config", str(folder / "config.json"), "--name", name, "--events", str(folder / EVENTS),
+    return _launch(folder, job_id, name, ["train", "--spec", str(folder / "spec.json"),
+                                          "--config", str(folder / "config.json")])
+
+
+def start_fine_tune(parent: str, name: str, epochs: int = 1) -> JobStatus:
+    """Launch `python -m mnist_core finetune`: a copy of `parent` trained on my digits mixed with MNIST."""
+    registry.check_name(parent)
+    if not registry.exists(parent):
+        raise LabError(f"no model named {parent!r}")
+    folder, job_id = _new_job(name)
+    return _launch(folder, job_id, name, ["finetune", "--parent", parent, "--epochs", str(int(epochs))])
+
+
+def _new_job(name: str) -> tuple[Path, str]:
+    """Check the name is free and no job runs, then make the job's folder."""
            "--stop-file", str(folder / STOP), "--job-id", job_id]
     log = open(folder / "log.txt", "wb")
     proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
