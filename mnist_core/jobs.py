@@ -137,20 +137,6 @@ def start(spec: specs.ModelSpec, config: specs.TrainConfig, name: str) -> JobSta
     """Launch a training subprocess. Refused while another job runs, or if the name is taken."""
     spec.validate()
     config.validate()
-    registry.check_name(name)
-    if registry.exists(name):
-        raise LabError(f"a model named {name!r} already exists; pick another name")
-    running = current()
-    if running:
-        raise LabError(f"a job is already running (training {running.name!r}); stop it or wait for it")
-    job_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
-    folder = _job_dir(job_id)
-    folder.mkdir(parents=True)
-    return folder, job_id
-
-
-def _launch(folder: Path, job_id: str, name: str, args: list[str]) -> JobStatus:
-    cmd = [sys.executable, "-m", "mnist_core", *args, "--name", name, "--events", str(folder / EVENTS),
     folder, job_id = _new_job(name)
     (folder / "spec.json").write_text(specs.to_json(spec))
     (folder / "config.json").write_text(specs.to_json(config))
@@ -169,6 +155,20 @@ def start_fine_tune(parent: str, name: str, epochs: int = 1) -> JobStatus:
 
 def _new_job(name: str) -> tuple[Path, str]:
     """Check the name is free and no job runs, then make the job's folder."""
+    registry.check_name(name)
+    if registry.exists(name):
+        raise LabError(f"a model named {name!r} already exists; pick another name")
+    running = current()
+    if running:
+        raise LabError(f"a job is already running (training {running.name!r}); stop it or wait for it")
+    job_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+    folder = _job_dir(job_id)
+    folder.mkdir(parents=True)
+    return folder, job_id
+
+
+def _launch(folder: Path, job_id: str, name: str, args: list[str]) -> JobStatus:
+    cmd = [sys.executable, "-m", "mnist_core", *args, "--name", name, "--events", str(folder / EVENTS),
            "--stop-file", str(folder / STOP), "--job-id", job_id]
     log = open(folder / "log.txt", "wb")
     proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
