@@ -115,3 +115,29 @@ def confusion_matrix(cm, title: str = "", difference: bool = False) -> go.Figure
     fig.update_xaxes(title="predicted", type="category", side="bottom")
     fig.update_yaxes(title="true", type="category", autorange="reversed")
     return _layout(fig, 420, title=title or None)
+
+
+def add_cell_picker(fig: go.Figure, cm) -> go.Figure:
+    """Make every cell of a 10x10 confusion-matrix heatmap clickable.
+
+    Streamlit's on_select ignores heatmap traces, so an invisible square marker sits on each cell
+    (and carries the hover text); a selected point's x is the predicted digit and its y the true digit.
+    """
+    xs, ys = np.meshgrid(DIGITS, DIGITS)
+    fig.add_trace(go.Scatter(x=xs.ravel(), y=ys.ravel(), mode="markers", showlegend=False,
+                             customdata=np.asarray(cm).ravel(),
+                             hovertemplate="true %{y}, predicted %{x}: %{customdata}<extra></extra>",
+                             marker=dict(symbol="square", size=30, color="rgba(0,0,0,0)")))
+    fig.update_layout(clickmode="event+select", dragmode=False)
+    return fig
+
+
+def per_class_bars(values: dict[str, list[float]], metric: str = "accuracy") -> go.Figure:
+    """Grouped bars of a per-digit fraction (e.g. accuracy, precision), one bar per run in each digit group."""
+    fig = go.Figure([go.Bar(name=name, x=DIGITS, y=np.asarray(v, dtype=float),
+                            hovertemplate="digit %{x}: %{y:.2%}<extra>" + name + "</extra>")
+                     for name, v in values.items()])
+    lows = [min(v) for v in values.values() if len(v)]
+    fig.update_yaxes(title=metric, tickformat=".0%", range=[max(0.0, min(lows, default=0.0) - 0.05), 1.0])
+    fig.update_xaxes(title="digit", type="category")
+    return _layout(fig, 300, barmode="group", legend=dict(orientation="h", y=1.15))

@@ -50,6 +50,19 @@ class JobStatus:
     def batches(self) -> list[dict]:
         return [e for e in self.events if e.get("event") == "batch"]
 
+    def curve_points(self) -> list[dict]:
+        """Points for live curves, in charts.training_curves' history format.
+
+        Train metrics come from batch events at fractional epochs (Keras reports the running mean of the
+        epoch so far), so the curve moves smoothly within an epoch; validation metrics come once per epoch.
+        """
+        points = [{"epoch": e["epoch"] - 1 + e["batch"] / max(1, e["steps"]), "loss": e["loss"],
+                   "accuracy": e["accuracy"]} for e in self.batches]
+        for e in self.history:
+            if "val_loss" in e:
+                points.append({"epoch": e["epoch"], "val_loss": e["val_loss"], "val_accuracy": e["val_accuracy"]})
+        return sorted(points, key=lambda p: p["epoch"])
+
     def progress(self) -> dict:
         """Fraction done, epoch, batch, elapsed and ETA seconds, from the latest events."""
         start = self.last("start") or {}
@@ -184,6 +197,10 @@ def stop(job_id: str) -> None:
     if not folder.is_dir():
         raise LabError(f"no job {job_id!r}")
     (folder / STOP).touch()
+
+
+def stop_requested(job_id: str) -> bool:
+    return (_job_dir(job_id) / STOP).exists()
 
 
 def wait(job_id: str, timeout: float = 600, poll: float = 0.2) -> JobStatus:

@@ -338,6 +338,20 @@ def load_entry(name: str) -> tuple:
     return model, read_metadata(name)
 
 
+def update_metadata(name: str, changes: dict) -> dict:
+    """Merge `changes` into a model's metadata.json atomically (temp file + os.replace); the model file is untouched."""
+    meta = read_metadata(name)
+    meta.update(changes)
+    path = model_path(name) / METADATA_FILE
+    tmp = path.with_name(f"{TEMP_PREFIX}{METADATA_FILE}-{uuid.uuid4().hex[:8]}")
+    try:
+        tmp.write_text(json.dumps(meta, indent=1))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return meta
+
+
 def rename(old: str, new: str) -> None:
     src, dst = model_path(old), model_path(new)
     if not src.is_dir():

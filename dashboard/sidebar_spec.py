@@ -1,0 +1,160 @@
+"""The Train page's sidebar: widgets that edit a ModelSpec and a TrainConfig.
+
+Session state is the single source of truth: every control has a stable key, and presets, imports and
+add/remove buttons write those keys in callbacks. Streamlit forgets widget keys on a page switch, so the
+last spec is also kept under plain keys and the widgets are re-seeded from it on return.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from mnist_core import spec as specs
+from mnist_core.errors import LabError
+
+DEFAULT_PRESET = "mlp-2x128"
+CUSTOM = "custom"
+ss = st.session_state
+
+
+def _set_conv(i: int, b: specs.ConvBlock) -> None:
+    ss.update({f"sb_c{i}_filters": b.filters, f"sb_c{i}_kernel": b.kernel, f"sb_c{i}_activation": b.activation,
+               f"sb_c{i}_padding": b.padding, f"sb_c{i}_pooling": b.pooling, f"sb_c{i}_bn": b.batch_norm,
+               f"sb_c{i}_dropout": float(b.dropout)})
+
+
+def _set_dense(i: int, d: specs.DenseLayer) -> None:
+    ss.update({f"sb_d{i}_units": d.units, f"sb_d{i}_activation": d.activation, f"sb_d{i}_dropout": float(d.dropout)})
+
+
+def _seed(spec: specs.ModelSpec, config: specs.TrainConfig, preset: str | None = None) -> None:
+    ss.sb_preset = preset or CUSTOM
+    ss.sb_kind = spec.kind
+    ss.sb_n_conv, ss.sb_n_dense = len(spec.conv_blocks), len(spec.dense_layers)
+    for i, b in enumerate(spec.conv_blocks):
+        _set_conv(i, b)
+    for i, d in enumerate(spec.dense_layers):
+        _set_dense(i, d)
+    ss.update({"sb_optimizer": config.optimizer, "sb_lr": float(config.learning_rate), "sb_schedule": config.schedule,
+               "sb_warmup": float(config.warmup_fraction), "sb_batch": config.batch_size, "sb_epochs": config.epochs,
+               "sb_val": float(config.validation_split), "sb_seed": config.seed, "sb_augment": config.augment})
+
+
+def _read() -> tuple[specs.ModelSpec, specs.TrainConfig]:
+    conv = [specs.ConvBlock(ss[f"sb_c{i}_filters"], ss[f"sb_c{i}_kernel"], ss[f"sb_c{i}_activation"],
+                            ss[f"sb_c{i}_padding"], ss[f"sb_c{i}_pooling"], ss[f"sb_c{i}_bn"], ss[f"sb_c{i}_dropout"])
+            for i in range(ss.sb_n_conv)]
+    dense = [specs.DenseLayer(ss[f"sb_d{i}_units"], ss[f"sb_d{i}_activation"], ss[f"sb_d{i}_dropout"])
+             for i in range(ss.sb_n_dense)]
+    spec = specs.ModelSpec(ss.sb_kind, conv if ss.sb_kind == "cnn" else [], dense)
+    config = specs.TrainConfig(ss.sb_optimizer, ss.sb_lr, ss.sb_schedule, ss.sb_warmup, ss.sb_batch, ss.sb_epochs,
+                               ss.sb_val, ss.sb_seed, ss.sb_augment)
+    return spec, config
+
+
+# ---------- callbacks (run before the script, so they may write widget keys) ----------
+
+
+def _on_preset() -> None:
+    if ss.sb_preset != CUSTOM:
+        _seed(*specs.preset(ss.sb_preset).copy(), preset=ss.sb_preset)
+
+
+def _edit(change) -> None:
+    """Apply a structural change (add/remove a layer, switch type) to the current spec and re-seed the widgets."""
+    spec, config = _read()
+    change(spec)
+    _seed(spec, config, ss.sb_preset)
+
+
+def _on_kind(spec: specs.ModelSpec) -> None:
+    if spec.kind == "cnn" and not spec.conv_blocks:
+        spec.conv_blocks = [specs.ConvBlock(32, 3)]
+
+
+def _on_import() -> None:
+    ss.sb_import_error = ""
+    upload = ss.get("sb_import")
+    if upload is None:
+        return
+    try:
+        spec, config = specs.parse_bundle(upload.getvalue())
+    except LabError as exc:
+        ss.sb_import_error = f"{upload.name}: {exc}"
+        return
+    _seed(spec, config or _read()[1])
+
+
+# ---------- widgets ----------
+
+
+def _conv_controls(i: int) -> None:
+    with st.expander(f"Conv block {i + 1}", expanded=True):
+        a, b = st.columns(2)
+        a.number_input("filters", 1, 1024, step=8, key=f"sb_c{i}_filters")
+        b.selectbox("kernel", list(range(1, 10)), key=f"sb_c{i}_kernel")
+        a.selectbox("activation", specs.ACTIVATIONS, key=f"sb_c{i}_activation")
+        b.selectbox("padding", specs.PADDINGS, key=f"sb_c{i}_padding")
+        a.selectbox("pooling", specs.POOLINGS, key=f"sb_c{i}_pooling")
+        b.checkbox("batch-norm", key=f"sb_c{i}_bn")
+        st.slider("dropout", 0.0, 0.9, step=0.05, key=f"sb_c{i}_dropout")
+        st.button("Remove block", key=f"sb_c{i}_remove", disabled=ss.sb_n_conv <= 1,
+                  on_click=_edit, args=(lambda s: s.conv_blocks.pop(i),))
+
+
+def _dense_controls(i: int) -> None:
+    with st.expander(f"Dense layer {i + 1}", expanded=True):
+        a, b = st.columns(2)
+        a.number_input("units", 1, 8192, step=16, key=f"sb_d{i}_units")
+        b.selectbox("activation", specs.ACTIVATIONS, key=f"sb_d{i}_activation")
+        st.slider("dropout", 0.0, 0.9, step=0.05, key=f"sb_d{i}_dropout")
+        st.button("Remove layer", key=f"sb_d{i}_remove", on_click=_edit, args=(lambda s: s.dense_layers.pop(i),))
+
+
+def spec_editor() -> tuple[specs.ModelSpec, specs.TrainConfig, str | None]:
+    """Draw the sidebar; return the spec and config it describes and the preset they equal (or None)."""
+    if "sb_kind" not in ss:  # first visit, or back from another page: widgets forgot their values
+        stored = ss.get("train_bundle")
+        _seed(*(specs.parse_bundle(stored) if stored else specs.preset(DEFAULT_PRESET).copy()),
+              preset=ss.get("train_preset", DEFAULT_PRESET))
+    with st.sidebar:
+        st.header("Model")
+        st.selectbox("Preset", [*specs.PRESETS, CUSTOM], key="sb_preset", on_change=_on_preset,
+                     help="Load a known architecture and recipe; any edit afterwards makes it custom.")
+        st.radio("Model type", specs.KINDS, format_func=str.upper, horizontal=True, key="sb_kind",
+                 on_change=_edit, args=(_on_kind,))
+        if ss.sb_kind == "cnn":
+            for i in range(ss.sb_n_conv):
+                _conv_controls(i)
+            st.button("Add conv block", on_click=_edit,
+                      args=(lambda s: s.conv_blocks.append(specs.ConvBlock(64, 3)),))
+        for i in range(ss.sb_n_dense):
+            _dense_controls(i)
+        st.button("Add dense layer", on_click=_edit, args=(lambda s: s.dense_layers.append(specs.DenseLayer()),))
+
+        st.header("Training")
+        a, b = st.columns(2)
+        a.selectbox("optimizer", specs.OPTIMIZERS, key="sb_optimizer")
+        b.number_input("learning rate", 1e-5, 1.0, step=1e-4, format="%.5f", key="sb_lr")
+        a.number_input("batch size", 1, 4096, step=32, key="sb_batch")
+        b.number_input("epochs", 1, specs.MAX_EPOCHS, key="sb_epochs")
+        a.number_input("seed", 0, 2**31 - 1, key="sb_seed")
+        b.slider("validation split", 0.0, 0.5, step=0.05, key="sb_val")
+        with st.expander("Schedule and augmentation"):
+            st.selectbox("learning-rate schedule", specs.SCHEDULES, key="sb_schedule")
+            st.slider("warm-up fraction", 0.0, 0.9, step=0.05, key="sb_warmup")
+            st.checkbox("augment (small shifts and rotations)", key="sb_augment")
+
+        spec, config = _read()
+        st.header("Spec file")
+        st.file_uploader("Import spec JSON", type=["json"], key="sb_import", on_change=_on_import)
+        if ss.get("sb_import_error"):
+            st.error(ss.sb_import_error)
+        st.download_button("Export spec JSON", specs.bundle_json(spec, config),
+                           file_name=f"{spec.describe()}.json", mime="application/json")
+
+    preset = ss.sb_preset if ss.sb_preset != CUSTOM else None
+    if preset and specs.bundle_json(*specs.preset(preset).copy()) != specs.bundle_json(spec, config):
+        preset = None  # edited since the preset was loaded
+    ss.train_bundle, ss.train_preset = specs.bundle_json(spec, config), ss.sb_preset
+    return spec, config, preset

@@ -1,0 +1,151 @@
+"""AppTests for the Train page: it renders, the sidebar edits the spec that would be trained, jobs are shown."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from mnist_core import jobs
+from mnist_core import spec as specs
+
+APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
+TIMEOUT = 120  # TensorFlow import, model building and the timed batches on a shared 2-core machine
+
+
+@pytest.fixture(autouse=True)
+def fresh_caches():
+    import streamlit as st
+
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+
+
+def open_train() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page("views/train.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def bundle(at: AppTest) -> tuple[specs.ModelSpec, specs.TrainConfig]:
+    """The spec and config the Start button would train."""
+    return specs.parse_bundle(at.session_state["train_bundle"])
+
+
+def fake_job(job_id: str, name: str, events: list[dict], pid: int) -> Path:
+    """A job folder as jobs.start writes it, for a process we control."""
+    folder = Path(os.environ["MNIST_JOBS_DIR"]) / job_id
+    folder.mkdir(parents=True)
+    (folder / jobs.EVENTS).write_text("".join(json.dumps(e) + "\n" for e in events))
+    (folder / jobs.INFO).write_text(json.dumps({"id": job_id, "name": name, "pid": pid, "started": time.time()}))
+    return folder
+
+
+def test_renders_with_empty_registry_and_measures_the_epoch():
+    at = open_train()
+    spec, config = bundle(at)
+    assert (spec, config) == specs.preset("mlp-2x128").copy()
+    table = at.dataframe[0].value
+    assert list(table["layer"]) == ["image", "flatten", "dense1", "dense2", "digits"]
+    assert table["parameters"].sum() == 784 * 128 + 128 + 128 * 128 + 128 + 128 * 10 + 10
+    estimate = next(m for m in at.metric if m.label == "Measured time per epoch")
+    assert estimate.value.endswith(" s") and estimate.value != "0 s"
+    assert at.text_input(key="train_name").value == "mlp-d128-d128"
+
+
+def test_sidebar_controls_change_the_spec_to_train():
+    at = open_train()
+    at.selectbox(key="sb_preset").set_value("cnn-classic").run()
+    spec, config = bundle(at)
+    assert spec.kind == "cnn" and [b.filters for b in spec.conv_blocks] == [32, 64]
+    assert config.epochs == 12
+    assert at.text_input(key="train_name").value == "cnn-c32-c64-d128"
+
+    at.number_input(key="sb_c0_filters").set_value(16)
+    at.selectbox(key="sb_c1_pooling").set_value("avg")
+    at.checkbox(key="sb_c1_bn").check()
+    at.number_input(key="sb_d0_units").set_value(40)
+    at.slider(key="sb_d0_dropout").set_value(0.3)
+    at.number_input(key="sb_epochs").set_value(1)
+    at.number_input(key="sb_lr").set_value(0.01)
+    at.selectbox(key="sb_optimizer").set_value("sgd")
+    at.slider(key="sb_val").set_value(0.2)
+    at.run()
+    spec, config = bundle(at)
+    assert spec.conv_blocks[0].filters == 16
+    assert spec.conv_blocks[1].pooling == "avg" and spec.conv_blocks[1].batch_norm
+    assert spec.dense_layers[0].units == 40 and spec.dense_layers[0].dropout == pytest.approx(0.3)
+    assert (config.epochs, config.optimizer, config.validation_split) == (1, "sgd", pytest.approx(0.2))
+    assert config.learning_rate == pytest.approx(0.01)
+    assert at.text_input(key="train_name").value == "cnn-c16-c64-d40"  # the suggestion follows the spec
+
+    at.button(key="sb_c0_remove").click().run()
+    assert [b.filters for b in bundle(at)[0].conv_blocks] == [64]
+    next(b for b in at.button if b.label == "Add dense layer").click().run()
+    assert [d.units for d in bundle(at)[0].dense_layers] == [40, 128]
+    at.radio(key="sb_kind").set_value("mlp").run()
+    spec, _ = bundle(at)
+    assert spec.kind == "mlp" and spec.conv_blocks == [] and len(spec.dense_layers) == 2
+    assert not at.exception
+
+
+def test_spec_file_import_and_bad_json():
+    at = open_train()
+    wanted = specs.ModelSpec("mlp", [], [specs.DenseLayer(20, "tanh", 0.1)])
+    config = specs.TrainConfig(epochs=2, batch_size=50)
+    at.file_uploader(key="sb_import").upload("mine.json", specs.bundle_json(wanted, config).encode()).run()
+    assert bundle(at) == (wanted, config)
+    assert not at.error
+
+    at.file_uploader(key="sb_import").set_value(("broken.json", b"{not json", "application/json")).run()
+    assert len(at.error) == 1 and "broken.json: not valid JSON" in at.error[0].value
+    assert bundle(at) == (wanted, config)  # a bad file changes nothing
+
+    bad_value = json.dumps({"kind": "mlp", "dense_layers": [{"units": 0}]}).encode()
+    at.file_uploader(key="sb_import").set_value(("zero.json", bad_value, "application/json")).run()
+    assert len(at.error) == 1 and "dense_layers[0].units" in at.error[0].value
+
+
+def test_a_running_job_is_shown_and_a_second_start_is_refused():
+    # A stand-in training process: jobs.status counts a job as running while a process with its id lives.
+    job_id = "20260101-000000-abc123"
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", job_id])
+    try:
+        events = [{"event": "start", "epochs": 2, "steps_per_epoch": 100, "params": 1000},
+                  {"event": "batch", "epoch": 1, "batch": 50, "steps": 100, "loss": 1.0, "accuracy": 0.7,
+                   "elapsed": 5.0}]
+        folder = fake_job(job_id, "running-model", events, sleeper.pid)
+        at = open_train()
+        assert any(s.value == "Training running-model" for s in at.subheader)
+        progress = at.get("progress")[0]
+        assert progress.value == 25 and "Epoch 1/2 · batch 50/100" in progress.text
+        next(b for b in at.button if b.label == "Start training").click().run()
+        assert any("a job is already running" in e.value for e in at.error)
+        at.button(key="train_stop").click().run()
+        assert (folder / jobs.STOP).exists()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_a_finished_job_shows_the_saved_models_results(registry_with, isolated_dirs):
+    registry_with("tiny")
+    fake_job("20260101-000000-def456", "tiny", [{"event": "done", "name": "tiny", "test_accuracy": 0.8, "test_loss": 0.5}], pid=1)
+    at = open_train()
+    meta = json.loads((isolated_dirs / "tiny" / "metadata.json").read_text())
+    accuracy = next(m for m in at.metric if m.label == "Test accuracy")
+    assert accuracy.value == f"{meta['test']['accuracy']:.2%}"
+    per_class = at.dataframe[1].value
+    assert list(per_class["recall"]) == pytest.approx(meta["test"]["recall"])
+    headings = [s.value for s in at.subheader]
+    assert "Confusion matrix" in headings
+    assert any(h.startswith("Misclassified test digits (") for h in headings)
+    assert at.text_input(key="train_name").value == "mlp-d128-d128"
