@@ -90,3 +90,27 @@ def _rename_in_metadata(folder: Path, name: str) -> None:
     meta = json.loads(meta_path.read_text())
     meta["name"] = name
     meta_path.write_text(json.dumps(meta))
+
+
+APP_TIMEOUT = 90  # seconds per AppTest run: TensorFlow import and model loads are slow on a shared 2-core box
+
+
+@pytest.fixture
+def app_page():
+    """Run one dashboard page in AppTest with empty Streamlit caches: `at = app_page("views/draw.py")`.
+
+    The page runs through dashboard/app.py (so st.navigation and page links work) against this test's registry.
+    """
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+    def open_page(page: str = "views/home.py") -> AppTest:
+        at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=APP_TIMEOUT)
+        return at.switch_page(page).run()
+
+    yield open_page
+    st.cache_resource.clear()
+    st.cache_data.clear()

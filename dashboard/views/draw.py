@@ -40,7 +40,7 @@ with left:
     if st.button("Clear", icon=":material/delete:"):
         st.session_state.canvas_round += 1  # a fresh key gives a fresh, empty canvas
         st.rerun()
-    upload = st.file_uploader("...or upload a photo or scan of a digit", type=["png", "jpg", "jpeg"])
+    upload = st.file_uploader("...or upload a photo or scan of a digit", type=["png", "jpg", "jpeg"], key="draw_upload")
 
 
 def prepare():

@@ -1,0 +1,41 @@
+"""AppTest of the Home page: description, data status, the saved-models table, links, and the fetch button."""
+
+import pytest
+
+
+def test_empty_registry(app_page):
+    at = app_page("views/home.py")
+    assert not at.exception
+    assert at.title[0].value == "MNIST Model Lab"
+    assert "sha256 checksums" in at.success[0].value and "10,000 test images" in at.success[0].value
+    assert "No saved models yet" in at.info[0].value
+    assert not at.dataframe
+
+
+def test_models_table_lists_every_entry_and_broken_ones_say_why(app_page, registry_with):
+    models = registry_with("tiny", default=True)
+    (models / "empty-folder").mkdir()
+    at = app_page("views/home.py")
+    assert not at.exception
+    table = at.dataframe[0].value.set_index("name")
+    assert set(table.index) == {"default", "tiny", "empty-folder"}
+    assert table.loc["default", "type"] == "cnn" and table.loc["default", "test_accuracy"] > 0.99
+    assert table.loc["empty-folder", "status"] == "broken"
+    assert "no model.keras" in table.loc["empty-folder", "reason"]
+    assert "1 entry cannot be loaded" in at.caption[0].value
+
+
+def test_missing_mnist_offers_a_fetch_button(app_page, tmp_path, monkeypatch):
+    monkeypatch.setenv("MNIST_CACHE_DIR", str(tmp_path / "no-data-here"))
+    monkeypatch.delenv("MNIST_DATA", raising=False)
+    at = app_page("views/home.py")
+    assert not at.exception
+    assert "not downloaded yet" in at.warning[0].value
+    assert [b.label for b in at.button] == ["Fetch MNIST"]
+
+
+@pytest.mark.parametrize("page", ["views/draw.py", "views/data.py"])
+def test_pages_linked_from_home_render(app_page, registry_with, page):
+    registry_with("tiny", default=True)
+    at = app_page(page)
+    assert not at.exception
