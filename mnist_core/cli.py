@@ -1,4 +1,4 @@
-"""python -m mnist_core download|train|finetune|test|predict|models
+"""python -m mnist_core download|train|finetune|test|predict|models|explore
 
 Every user mistake ends with one line on stderr and exit code 2; nothing is half-written.
 """
@@ -109,7 +109,7 @@ def cmd_train(args) -> None:
     from mnist_core.spec import to_json
 
     spec, config = _train_inputs(args)
-    name = args.name or registry.unique_name(args.preset or spec.describe())
+    name = args.name if args.name is not None else registry.unique_name(args.preset or spec.describe())
     registry.check_name(name)
     if registry.exists(name):
         raise LabError(f"a model named {name!r} already exists; pick another name")
@@ -271,6 +271,73 @@ def cmd_models(args) -> None:
                             "created", "reason"])
 
 
+def _explore_space(args) -> dict | None:
+    """--space FILE and the per-dimension flags, merged (a flag overrides the file); None if neither."""
+    from mnist_core import search
+
+    space = search.load_space(args.space) if args.space else {}
+    for dim in search.DIMENSIONS:
+        text = getattr(args, f"dim_{dim}")
+        if text is not None:
+            space[dim] = search.parse_values(dim, text)
+    return space or None
+
+
+def cmd_explore(args) -> None:
+    from mnist_core import search
+
+    if args.list:
+        rows = search.list_studies(search.open_storage(args.storage))
+        _print_table(rows, ["study", "trials", "best_val_accuracy", "started"]) if rows else print("no studies yet")
+        return
+    if not args.study:
+        raise LabError("say which study: --study NAME (or --list)")
+    should_stop = _stop_checker(args.stop_file)
+    if args.delete:
+        search.delete_study(args.study, search.open_storage(args.storage))
+        print(f"deleted study {args.study}")
+        return
+    if args.save_best:
+        sink = _EventSink(args.events, args.quiet)
+        try:
+            meta = search.save_best(args.study, args.save_best, storage_url=args.storage, train_limit=args.train_limit,
+                                    on_event=sink, should_stop=should_stop)
+        except BaseException as exc:
+            sink({"event": "failed", "message": str(exc).splitlines()[0] if str(exc) else type(exc).__name__})
+            raise
+        if meta is None:
+            sys.exit(3)
+        print(f"best trial {meta['explore']['trial']} retrained on {meta['explore']['train_images']:,} images "
+              f"(train+validation) and saved as {args.save_best}")
+        return
+    if args.worker:
+        search.work(args.study, args.storage, args.trials, args.sampler, args.seed, args.timeout, args.heartbeat,
+                    should_stop)
+        return
+    events = open(args.events, "a", buffering=1) if args.events else None
+    emit = (lambda e: events.write(json.dumps(e) + "\n")) if events else (lambda e: None)
+    emit({"event": "start", "study": args.study})
+    try:
+        result = search.run(args.study, storage_url=args.storage, space=_explore_space(args), n_trials=args.trials,
+                            workers=args.workers, sampler=args.sampler, seed=args.seed, timeout=args.timeout,
+                            train_limit=args.train_limit, epochs=args.train_epochs, heartbeat=args.heartbeat,
+                            should_stop=should_stop, stop_file=args.stop_file)
+    except BaseException as exc:
+        emit({"event": "failed", "message": str(exc).splitlines()[0] if str(exc) else type(exc).__name__})
+        raise
+    print()
+    _print_table(result.rows, list(dict.fromkeys(k for r in result.rows for k in r)))
+    try:
+        number, value, params = search.best_params(result.study)
+        print(f"\nbest: trial {number}, validation accuracy {value:.4f}, params {json.dumps(params)}")
+        print(f"keep it: python -m mnist_core explore --study {args.study} --save-best NAME")
+    except LabError as exc:
+        print(f"\n{exc}")
+    emit({"event": "stopped" if should_stop() else "done", "message": f"{len(result.rows)} trials in the study"})
+    if any(result.worker_codes):
+        sys.exit(1)
+
+
 # ---------- parser ----------
 
 
@@ -331,6 +398,36 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("names", nargs="*")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_models)
+
+    from mnist_core import search  # light: Optuna and TensorFlow load only when a command runs
+
+    p = sub.add_parser("explore", help="hyperparameter search on Optuna: run, resume, list, save the best")
+    p.add_argument("--study", help="study name; re-running the same command resumes it")
+    p.add_argument("--storage", help="Optuna storage URL, e.g. postgresql://user:pw@host/db (default: explore/studies.db)")
+    p.add_argument("--trials", type=int, default=10, help="trials to add in this run, split between the workers")
+    p.add_argument("--timeout", type=float, help="stop starting new trials after this many seconds")
+    p.add_argument("--workers", type=int, default=1, help="worker processes on this machine")
+    p.add_argument("--sampler", choices=search.SAMPLERS, default="tpe")
+    p.add_argument("--seed", type=int, help="sampler seed (worker i uses seed+i)")
+    p.add_argument("--space", help="search space JSON: {\"rate\": [0.001, 0.01], \"dense\": {\"low\": 32, \"high\": 256}}")
+    for dim, (_, what) in search.DIMENSIONS.items():
+        p.add_argument(f"--{dim}", dest=f"dim_{dim}", metavar="V1,V2,...", help=f"values to try: {what}")
+    p.add_argument("--train-limit", type=int, help=f"train each trial on the first N training images (default "
+                   f"{search.DEFAULT_TRAIN_LIMIT}; 0 = all 60,000); fixed when the study is created")
+    p.add_argument("--train-epochs", type=int, help=f"epochs per trial when --epochs is not searched "
+                   f"(default {search.DEFAULT_EPOCHS}); fixed when the study is created")
+    p.add_argument("--save-best", metavar="NAME", help="retrain the best trial on train+validation, save it as NAME")
+    p.add_argument("--list", action="store_true", help="list the studies in the storage")
+    p.add_argument("--delete", action="store_true", help="delete the study (saved models stay)")
+    p.add_argument("--heartbeat", type=int, default=search.HEARTBEAT_SECONDS,
+                   help="seconds between worker heartbeats; a trial silent for 3 of them is marked failed")
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--events", help=argparse.SUPPRESS)
+    p.add_argument("--stop-file", help="stop cleanly once this file exists")
+    p.add_argument("--name", help=argparse.SUPPRESS)  # job label given by jobs' launcher
+    p.add_argument("--job-id", help=argparse.SUPPRESS)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_explore)
     return parser
 
 
