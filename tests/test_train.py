@@ -1,0 +1,126 @@
+"""mnist_core.train on the real-digit fixture: events, stop requests, reproducibility, timing."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from mnist_core import evaluate, registry
+from mnist_core import spec as specs
+from mnist_core.data import Mnist
+from mnist_core.errors import LabError
+from mnist_core.spec import ConvBlock, DenseLayer, ModelSpec, TrainConfig
+from mnist_core.train import fit, time_batches, train_and_save
+
+SMALL_MLP = ModelSpec(kind="mlp", dense_layers=[DenseLayer(32)])
+SMALL_CNN = ModelSpec(kind="cnn", conv_blocks=[ConvBlock(8, 3, padding="same", batch_norm=True)],
+                      dense_layers=[DenseLayer(32, dropout=0.25)])
+
+
+@pytest.fixture(scope="module")
+def train_only(small_mnist) -> Mnist:
+    """The fixture's training images with the test set removed: touching it would raise."""
+    return Mnist(small_mnist.x_train, small_mnist.y_train, None, None, source="fixture, no test set")
+
+
+def test_events_in_order_and_no_test_set(train_only):
+    events = []
+    config = TrainConfig(epochs=2, batch_size=100, validation_split=0.1, seed=0)
+    result = fit(SMALL_MLP, config, events.append, mnist=train_only)
+
+    start = events[0]
+    assert start == {"event": "start", "epochs": 2, "steps_per_epoch": 18, "params": 784 * 32 + 32 + 330,
+                     "train_size": 1800, "validation_size": 200}
+    kinds = [e["event"] for e in events]
+    assert set(kinds) == {"start", "batch", "epoch"} and kinds.count("start") == 1
+    epochs = [e for e in events if e["event"] == "epoch"]
+    assert [e["epoch"] for e in epochs] == [1, 2]
+    for epoch in epochs:
+        i = events.index(epoch)
+        # the epoch's last batch is always reported, right before its epoch summary
+        assert events[i - 1]["event"] == "batch"
+        assert (events[i - 1]["epoch"], events[i - 1]["batch"], events[i - 1]["steps"]) == (epoch["epoch"], 18, 18)
+        assert set(epoch) >= {"loss", "accuracy", "val_loss", "val_accuracy", "seconds", "learning_rate"}
+        assert 0 <= epoch["val_accuracy"] <= 1 and epoch["loss"] > 0 and epoch["learning_rate"] == pytest.approx(1e-3)
+    batches = [e for e in events if e["event"] == "batch"]
+    assert all(1 <= b["batch"] <= 18 for b in batches)
+    assert [b["elapsed"] for b in batches] == sorted(b["elapsed"] for b in batches)
+    assert result.history == [{k: v for k, v in e.items() if k != "event"} for e in epochs]
+    assert not result.stopped and result.seconds > 0
+    # learning happened on real digits: the second epoch's training loss is lower than the first's
+    assert epochs[1]["loss"] < epochs[0]["loss"]
+
+
+class StopAfter:
+    """should_stop that says yes from its n-th call on (it is asked once per finished batch)."""
+
+    def __init__(self, n: int):
+        self.n, self.calls = n, 0
+
+    def __call__(self) -> bool:
+        self.calls += 1
+        return self.calls >= self.n
+
+
+@pytest.mark.parametrize(("stop_after", "full_epochs"), [(3, 0), (18 + 5, 1)])
+def test_stop_request_ends_at_the_next_batch(train_only, stop_after, full_epochs):
+    events, stop = [], StopAfter(stop_after)
+    config = TrainConfig(epochs=3, batch_size=100, seed=0)
+    result = fit(SMALL_MLP, config, events.append, stop, mnist=train_only)
+    assert result.stopped
+    assert stop.calls == stop_after  # not one batch more
+    assert len(result.history) == full_epochs  # no partial epoch in the history
+    assert [e["epoch"] for e in events if e["event"] == "epoch"] == list(range(1, full_epochs + 1))
+    last_batch = [e for e in events if e["event"] == "batch"][-1]
+    assert (last_batch["epoch"] - 1) * 18 + last_batch["batch"] <= stop_after
+
+
+def test_train_and_save_stopped_saves_nothing(small_mnist, isolated_dirs):
+    events = []
+    assert train_and_save(SMALL_MLP, TrainConfig(epochs=1, batch_size=100), "halted", events.append,
+                          StopAfter(2), small_mnist) is None
+    assert events[-1] == {"event": "stopped", "message": "stopped by request; nothing was saved"}
+    assert list(isolated_dirs.iterdir()) == []
+
+
+def test_train_and_save_writes_full_metadata(small_mnist, isolated_dirs):
+    events = []
+    config = TrainConfig(epochs=1, batch_size=64, seed=5)
+    meta = train_and_save(SMALL_MLP, config, "saved", events.append, mnist=small_mnist, preset=None)
+    assert [e["event"] for e in events][-2:] == ["evaluating", "done"]
+    on_disk = json.loads((isolated_dirs / "saved" / "metadata.json").read_text())
+    assert on_disk["name"] == "saved" and on_disk["test"] == meta["test"]
+    assert specs.spec_from_dict(on_disk["spec"]) == SMALL_MLP and specs.config_from_dict(on_disk["config"]) == config
+    assert on_disk["seed"] == 5 and on_disk["parameters"] == 25450 and len(on_disk["history"]) == 1
+    assert on_disk["test"]["n"] == 1000 and np.array(on_disk["test"]["confusion_matrix"]).sum() == 1000
+    # the stored test metrics are what the saved model really scores on the fixture's test images
+    model = registry.load("saved")
+    again, _ = evaluate.evaluate(model, small_mnist.x_test, small_mnist.y_test)
+    assert again["accuracy"] == pytest.approx(meta["test"]["accuracy"], abs=1e-9)
+    with pytest.raises(LabError, match="a model named 'saved' already exists"):
+        train_and_save(SMALL_MLP, config, "saved", mnist=small_mnist)
+    with pytest.raises(LabError, match="bad model name"):
+        train_and_save(SMALL_MLP, config, "../escape", mnist=small_mnist)
+
+
+@pytest.mark.parametrize("spec", [SMALL_MLP, SMALL_CNN], ids=["mlp", "cnn-batchnorm-dropout"])
+def test_same_spec_config_seed_give_identical_results(small_mnist, spec):
+    half = Mnist(small_mnist.x_train[:1000], small_mnist.y_train[:1000], None, None, source="fixture half")
+    config = TrainConfig(epochs=1, batch_size=50, seed=11)
+    runs = []
+    for _ in range(2):
+        model = fit(spec, config, mnist=half).model
+        runs.append(evaluate.probabilities(model, small_mnist.x_test))
+    assert np.array_equal(runs[0], runs[1])  # bit-identical, so the test accuracy is identical too
+    assert evaluate.metrics(runs[0], small_mnist.y_test)["accuracy"] > 0.3  # 20 steps of learning: well above chance
+    other = fit(spec, TrainConfig(epochs=1, batch_size=50, seed=12), mnist=half).model
+    assert not np.array_equal(evaluate.probabilities(other, small_mnist.x_test), runs[0])  # the seed matters
+
+
+def test_time_batches_is_plausible(small_mnist):
+    seconds = time_batches(SMALL_MLP, TrainConfig(batch_size=128), small_mnist, batches=5)
+    # an epoch of 54,000 images through a 25k-parameter MLP: well above zero, far below a minute
+    assert math.isfinite(seconds) and 0.01 < seconds < 60
