@@ -52,6 +52,11 @@ def _read() -> tuple[specs.ModelSpec, specs.TrainConfig]:
     return spec, config
 
 
+def current() -> tuple[specs.ModelSpec, specs.TrainConfig]:
+    """The spec and config the widgets hold right now (also inside a callback, before the script reruns)."""
+    return _read()
+
+
 # ---------- callbacks (run before the script, so they may write widget keys) ----------
 
 

@@ -19,8 +19,8 @@ def _forget(name: str) -> None:
     ss.compare_pick = [n for n in ss.get("compare_pick", []) if n != name]
 
 
-def _rename(old: str) -> None:
-    new = ss.get("compare_new_name", "").strip()
+def _rename() -> None:
+    old, new = ss.compare_manage, ss.get("compare_new_name", "").strip()
     try:
         registry.rename(old, new)
     except LabError as exc:
@@ -30,8 +30,8 @@ def _rename(old: str) -> None:
     ss.compare_msg = ("success", f"Renamed {old} to {new}.")
 
 
-def _delete(name: str) -> None:
-    ss.compare_confirm = None
+def _delete() -> None:
+    name, ss.compare_confirm = ss.compare_confirm, None
     try:
         registry.delete(name)
     except LabError as exc:
@@ -113,13 +113,13 @@ def _manage(entries: list[registry.Entry]) -> None:
     name = st.selectbox("Model", names, key="compare_manage")
     left, right = st.columns(2)
     left.text_input("New name", key="compare_new_name")
-    left.button("Rename", on_click=_rename, args=(name,))
+    left.button("Rename", on_click=_rename)
     if ss.get("compare_confirm") == name:
         right.warning(f"Delete **{name}** for good? Its folder is removed.")
-        right.button("Yes, delete", type="primary", on_click=_delete, args=(name,))
+        right.button("Yes, delete", type="primary", on_click=_delete)
         right.button("Cancel", on_click=lambda: ss.update(compare_confirm=None))
     else:
-        right.button("Delete...", on_click=lambda: ss.update(compare_confirm=name))
+        right.button("Delete...", on_click=lambda: ss.update(compare_confirm=ss.compare_manage))
 
 
 st.title("Compare")

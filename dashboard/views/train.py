@@ -3,8 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, model_results, state
-from dashboard.sidebar_spec import spec_editor
+from dashboard import charts, model_results, sidebar_spec, state
 from mnist_core import jobs, registry
 from mnist_core import spec as specs
 from mnist_core.errors import LabError
@@ -28,8 +27,9 @@ def _suggest_name(spec: specs.ModelSpec) -> None:
     ss.train_name_suggested = suggestion
 
 
-def _start(spec: specs.ModelSpec, config: specs.TrainConfig) -> None:
+def _start() -> None:
     try:
+        spec, config = sidebar_spec.current()
         jobs.start(spec, config, ss.train_name.strip())
     except LabError as exc:
         ss.train_start_error = str(exc)
@@ -80,7 +80,7 @@ def _job_panel(job: jobs.JobStatus) -> None:
 
 
 st.title("Train")
-spec, config, preset = spec_editor()
+spec, config, preset = sidebar_spec.spec_editor()
 job = jobs.latest()
 
 try:
@@ -107,7 +107,7 @@ with right:
         st.caption(f"{config.epochs} epochs ≈ {_duration(per_epoch * config.epochs)} plus start-up and evaluation")
     _suggest_name(spec)
     st.text_input("Save as", key="train_name", max_chars=64, help="Letters, digits, '-' or '_'.")
-    st.button("Start training", type="primary", on_click=_start, args=(spec, config))
+    st.button("Start training", type="primary", on_click=_start)
     if ss.get("train_start_error"):
         st.error(ss.pop("train_start_error"))
 

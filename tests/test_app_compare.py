@@ -1,0 +1,153 @@
+"""AppTests for the Compare page, and unit tests of the mnist_core.compare helpers it draws."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from mnist_core import compare, evaluate, registry
+
+APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
+TIMEOUT = 120
+
+
+@pytest.fixture(autouse=True)
+def fresh_caches():
+    import streamlit as st
+
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+
+
+def open_compare() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page("views/compare.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def set_created(folder: Path, created: str) -> None:
+    meta = json.loads((folder / "metadata.json").read_text())
+    meta["created"] = created
+    (folder / "metadata.json").write_text(json.dumps(meta))
+
+
+def test_empty_registry_says_so():
+    at = open_compare()
+    assert any("No saved models to compare yet" in i.value for i in at.info)
+    assert not at.dataframe
+
+
+def test_two_models_side_by_side_with_mcnemar(registry_with, full_mnist):
+    root = registry_with("tiny", default=True)
+    set_created(root / "tiny", "2030-01-01 00:00:00")  # newest first: tiny, then default
+    at = open_compare()
+    assert at.multiselect(key="compare_pick").value == ["tiny", "default"]
+    table = at.dataframe[0].value
+    assert list(table["model"]) == ["tiny", "default"]
+    default_meta = registry.read_metadata("default")
+    assert table.loc[1, "test accuracy"] == pytest.approx(default_meta["test"]["accuracy"])
+    assert table.loc[1, "eval images/s"] == pytest.approx(default_meta["eval_images_per_second"])
+    assert (table["latency ms"] > 0).all()
+
+    diffs = at.dataframe[1].value  # only the differing spec fields by default
+    assert "spec.kind" in list(diffs["field"]) and "config.seed" in list(diffs["field"])
+
+    # McNemar on the real test predictions of both models, as shown.
+    only_tiny = next(m for m in at.metric if m.label == "Only tiny right")
+    only_default = next(m for m in at.metric if m.label == "Only default right")
+    from mnist_core.predict import Predictor
+
+    preds = {n: evaluate.probabilities(Predictor.load(n).model, full_mnist.x_test).argmax(1) for n in ("tiny", "default")}
+    expected = evaluate.mcnemar(preds["tiny"], preds["default"], full_mnist.y_test)
+    assert int(only_tiny.value) == expected["only_a_right"]
+    assert int(only_default.value) == expected["only_b_right"]
+    assert expected["only_b_right"] > expected["only_a_right"]  # the 99% CNN beats a 1-epoch fixture MLP
+    assert any("default is significantly better" in m.value for m in at.markdown)
+
+
+def test_broken_entries_are_listed_not_pickable(registry_with):
+    root = registry_with("good")
+    (root / "empty").mkdir()
+    (root / "zero").mkdir()
+    (root / "zero" / "model.keras").write_bytes(b"")
+    at = open_compare()
+    listed = " ".join(m.value for m in at.markdown)
+    assert "**empty** (broken): no model.keras" in listed and "**zero** (broken)" in listed
+    assert at.multiselect(key="compare_pick").options == ["good"]
+    assert list(at.dataframe[0].value["model"]) == ["good"]
+
+
+def test_rename_and_delete_with_confirmation(registry_with):
+    root = registry_with("first", "second")
+    at = open_compare()
+    at.selectbox(key="compare_manage").set_value("first")
+    at.text_input(key="compare_new_name").set_value("renamed")
+    next(b for b in at.button if b.label == "Rename").click().run()
+    assert (root / "renamed").is_dir() and not (root / "first").exists()
+    assert "renamed" in at.multiselect(key="compare_pick").value
+
+    at.selectbox(key="compare_manage").set_value("second")
+    next(b for b in at.button if b.label == "Delete...").click().run()
+    assert (root / "second").is_dir()  # nothing happens before the confirmation
+    assert any("Delete **second** for good?" in w.value for w in at.warning)
+    next(b for b in at.button if b.label == "Yes, delete").click().run()
+    assert not (root / "second").exists()
+    assert at.multiselect(key="compare_pick").value == ["renamed"]
+    assert not at.exception
+
+    at.text_input(key="compare_new_name").set_value("../escape")
+    next(b for b in at.button if b.label == "Rename").click().run()
+    assert len(at.error) == 1 and "bad model name" in at.error[0].value
+
+
+def test_reevaluate_rewrites_the_stored_metrics(registry_with, full_mnist):
+    root = registry_with("tiny")
+    meta = json.loads((root / "tiny" / "metadata.json").read_text())
+    meta["test"]["accuracy"] = 0.0  # a stale number the action must replace
+    (root / "tiny" / "metadata.json").write_text(json.dumps(meta))
+    at = open_compare()
+    assert at.dataframe[0].value.loc[0, "test accuracy"] == 0.0
+    next(b for b in at.button if b.label == "Re-evaluate").click().run()
+    fresh = registry.read_metadata("tiny")
+    assert fresh["test"]["accuracy"] > 0.5
+    assert at.dataframe[0].value.loc[0, "test accuracy"] == pytest.approx(fresh["test"]["accuracy"])
+    assert registry.inspect("tiny").ok  # the model file and its checksum are untouched
+
+
+# ---------- mnist_core.compare ----------
+
+
+def test_best_rows_pick_the_right_end_of_each_column():
+    rows = [{"model": "a", "test accuracy": 0.98, "test loss": 0.08, "latency ms": 2.0, "parameters": 100},
+            {"model": "b", "test accuracy": 0.99, "test loss": 0.05, "latency ms": 2.0, "parameters": 500}]
+    best = compare.best_rows(rows)
+    assert best["test accuracy"] == [1] and best["test loss"] == [1] and best["parameters"] == [0]
+    assert best["latency ms"] == [0, 1]  # a tie marks both
+    assert "epochs" not in best
+
+
+def test_spec_table_marks_the_differing_fields():
+    a = {"spec": {"kind": "mlp", "dense_layers": [{"units": 128}]}, "config": {"epochs": 3}}
+    b = {"spec": {"kind": "mlp", "dense_layers": [{"units": 64}, {"units": 32}]}, "config": {"epochs": 3}}
+    rows, differing = compare.spec_table({"a": a, "b": b})
+    assert differing == ["spec.dense_layers (count)", "spec.dense_layers[0].units", "spec.dense_layers[1].units"]
+    row = next(r for r in rows if r["field"] == "spec.dense_layers[1].units")
+    assert row == {"field": "spec.dense_layers[1].units", "a": None, "b": 32}
+
+
+def test_disagreements_and_verdict(small_mnist):
+    labels = small_mnist.y_test[:6].astype(np.int64)
+    pred_a = labels.copy()
+    pred_b = labels.copy()
+    pred_b[[1, 4]] = (labels[[1, 4]] + 1) % 10
+    pred_a[5] = pred_b[5] = (labels[5] + 2) % 10  # both wrong alike: not a disagreement
+    assert list(compare.disagreements(pred_a, pred_b, labels)) == [1, 4]
+    result = evaluate.mcnemar(pred_a, pred_b, labels)
+    assert (result["only_a_right"], result["only_b_right"]) == (2, 0)
+    assert compare.mcnemar_verdict(result, "A", "B").startswith("No significant difference")
