@@ -150,12 +150,15 @@ def cmd_finetune(args) -> None:
     from mnist_core import registry
     from mnist_core.finetune import fine_tune
 
+    if not registry.exists(registry.check_name(args.parent)):
+        raise LabError(f"no model named {args.parent!r}")
     name = args.name or registry.unique_name(f"{args.parent}-mine")
     sink = _EventSink(args.events, args.quiet)
     try:
         metadata = fine_tune(args.parent, name, epochs=args.epochs, learning_rate=args.learning_rate,
                              on_event=sink, should_stop=_stop_checker(args.stop_file))
     except BaseException as exc:
+        sink.quiet = True  # the error is printed once, by main()
         sink({"event": "failed", "message": str(exc).splitlines()[0] if str(exc) else type(exc).__name__})
         raise
     if metadata is None:

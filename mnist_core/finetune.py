@@ -49,6 +49,7 @@ def fine_tune(parent: str, name: str, epochs: int = 1, learning_rate: float = 1e
               should_stop: Callable[[], bool] | None = None, mnist: mnist_data.Mnist | None = None) -> dict | None:
     """Train a copy of `parent`, save it as `name` with metadata naming its parent. None if stopped (nothing saved)."""
     emit = on_event or (lambda e: None)
+    registry.check_name(parent)
     registry.check_name(name)
     if registry.exists(name):
         raise LabError(f"a model named {name!r} already exists; pick another name")

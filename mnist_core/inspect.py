@@ -161,10 +161,20 @@ class Inspector:
         top = np.argsort(-response)[:count]
         return [(int(u), float(response[u]), kernel[:, u].reshape(28, 28)) for u in top]
 
+    def class_scores(self, input28: np.ndarray) -> np.ndarray:
+        """The ten class scores before softmax (logits)."""
+        return np.asarray(self._scores(self._embed(_batch(input28))))[0]
+
+    def gradient(self, input28: np.ndarray, cls: int) -> np.ndarray:
+        """d score(cls) / d pixel, (28, 28)."""
+        return np.asarray(self._saliency(tf.constant(_batch(input28)), tf.constant(int(cls), tf.int32)))[0, ..., 0]
+
     def saliency(self, input28: np.ndarray, cls: int) -> np.ndarray:
-        """|d score(cls) / d pixel| in [0, 1]: which pixels would change the class score most."""
-        grad = np.asarray(self._saliency(tf.constant(_batch(input28)), tf.constant(int(cls), tf.int32)))[0, ..., 0]
-        return _unit(np.abs(grad))
+        """|gradient| scaled to [0, 1]: which pixels would change the class score most.
+
+        Plain gradients, not SmoothGrad: on MNIST the added noise spread the map off the ink here.
+        """
+        return _unit(np.abs(self.gradient(input28, cls)))
 
     def grad_cam(self, input28: np.ndarray, cls: int) -> np.ndarray | None:
         """Grad-CAM heatmap (28, 28) in [0, 1] from the last conv feature map; None for MLPs."""
@@ -191,7 +201,7 @@ class NeighbourIndex:
     """Nearest training images by Euclidean distance in the penultimate-layer embedding."""
 
     def __init__(self, embeddings: np.ndarray, labels: np.ndarray, indices: np.ndarray):
-        self.embeddings = np.asarray(embeddings, dtype=np.float32)
+        self.embeddings = np.asarray(embeddings, dtype=np.float64)  # float32 cancels badly in |a|^2 - 2ab + |b|^2
         self.sq_norms = (self.embeddings**2).sum(axis=1)
         self.labels, self.indices = np.asarray(labels), np.asarray(indices)
 
@@ -204,7 +214,7 @@ class NeighbourIndex:
         return cls(inspector.embed(x_train[idx]), y_train[idx], idx)
 
     def query(self, embedding: np.ndarray, k: int = 8) -> Neighbours:
-        e = np.asarray(embedding, dtype=np.float32).reshape(-1)
+        e = np.asarray(embedding, dtype=np.float64).reshape(-1)
         d2 = np.maximum(self.sq_norms - 2 * self.embeddings @ e + e @ e, 0.0)
         k = min(k, len(d2))
         top = np.argpartition(d2, k - 1)[:k]
