@@ -46,26 +46,27 @@ def image_grid(images, titles: list[str] | None = None, cols: int = 10, tile_px:
     if not images:
         return _layout(go.Figure(), 60)
     h, w = images[0].shape
+    title_px = 16 if titles else 0
     gap = max(2, h // 7)
+    band = gap + int(np.ceil(title_px * h / tile_px))  # rows above each tile: the gap plus room for its title
     rows = -(-len(images) // cols)
     cols = min(cols, len(images))
-    mosaic = np.full((rows * (h + gap), cols * (w + gap)), np.nan)
+    mosaic = np.full((rows * (h + band), cols * (w + gap)), np.nan)
     labels = np.full(mosaic.shape, "", dtype=object)
     for i, im in enumerate(images):
         r, c = divmod(i, cols)
-        y, x = r * (h + gap) + gap, c * (w + gap)
+        y, x = r * (h + band) + band, c * (w + gap)
         mosaic[y : y + h, x : x + w] = im
         labels[y : y + h, x : x + w] = (hover or titles or [""] * len(images))[i]
     fig = go.Figure(go.Heatmap(z=mosaic, colorscale=GRAY, zmin=0, zmax=1, showscale=False,
                                customdata=labels, hovertemplate="%{customdata}<extra></extra>"))
     for i, title in enumerate(titles or []):
         r, c = divmod(i, cols)
-        fig.add_annotation(x=c * (w + gap) + w / 2 - 0.5, y=r * (h + gap) + gap / 2, text=title, showarrow=False,
-                           yanchor="bottom", font=dict(size=11))
+        fig.add_annotation(x=c * (w + gap) + w / 2 - 0.5, y=r * (h + band) + band - 0.5, text=title,
+                           showarrow=False, yanchor="bottom", font=dict(size=11))
     fig.update_xaxes(visible=False, constrain="domain")
     fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
-    title_px = 16 if titles else 0
-    return _layout(fig, rows * (tile_px + title_px) + 20, margin=dict(l=0, r=0, t=title_px + 4, b=0),
+    return _layout(fig, rows * (tile_px + title_px + 4) + 10, margin=dict(l=0, r=0, t=4, b=0),
                    plot_bgcolor="rgba(0,0,0,0)")
 
 

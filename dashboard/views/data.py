@@ -57,7 +57,7 @@ if not len(chosen):
     st.stop()
 
 pages = -(-len(chosen) // PAGE_SIZE)
-page = st.number_input(f"Page (of {pages})", 1, pages, 1, key="data_page") if pages > 1 else 1
+page = st.columns(4)[0].number_input(f"Page (of {pages})", 1, pages, 1, key="data_page") if pages > 1 else 1
 shown = chosen[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
 if predicted is None:
     titles = [str(mnist.y_test[i]) for i in shown]

@@ -8,6 +8,7 @@ tests/artifacts/<test>.png. Without Chromium or Playwright the tests skip with a
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -129,13 +130,27 @@ def browser(app_server):
 
 @pytest.fixture
 def page(browser, request):
-    """A fresh page (1400x1000); a full-page screenshot of how the test left it goes to tests/artifacts/."""
+    """A fresh page (1400x1000); a whole-page screenshot of how the test left it goes to tests/artifacts/."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     page.set_default_timeout(30_000)
     yield page
     try:
-        page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name).strip("_")  # parametrized ids may hold "/"
+        screenshot(page, ARTIFACTS / f"{name}.png")
     finally:
         context.close()
 
+
+
+def screenshot(page, path: Path) -> None:
+    """The whole app, not just the viewport: Streamlit scrolls inside its main section, not the document,
+    so grow the viewport to the content's height first."""
+    height = page.evaluate("""() => Math.max(document.body.scrollHeight,
+        ...[...document.querySelectorAll('[data-testid="stMain"], [data-testid="stAppViewContainer"]')]
+            .map(e => e.scrollHeight))""")
+    size = page.viewport_size
+    page.set_viewport_size({"width": size["width"], "height": min(max(height, size["height"]), 8000)})
+    page.wait_for_timeout(400)  # let plotly re-lay out at the new size
+    page.screenshot(path=str(path), full_page=True)
+    page.set_viewport_size(size)

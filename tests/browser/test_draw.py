@@ -9,7 +9,7 @@ import math
 
 import pytest
 
-from tests.browser.conftest import ARTIFACTS
+from tests.browser.conftest import ARTIFACTS, screenshot
 
 # Strokes in canvas pixels (280x280), each a list of points drawn in one mouse-down..mouse-up.
 STROKES = {
@@ -57,7 +57,7 @@ def test_draw_three_digits_predicts_each(page, app_server):
         _draw(page, _canvas_box(page), strokes)
         handle = page.wait_for_function(WAIT_FOR_DIGIT, arg=digit, polling="raf", timeout=30_000)
         latencies[digit] = round(handle.json_value() / 1000, 3)
-        page.screenshot(path=str(ARTIFACTS / f"draw_{digit}.png"), full_page=True)
+        screenshot(page, ARTIFACTS / f"draw_{digit}.png")
         page.get_by_role("button", name="Clear").click()
         page.get_by_text("draw a digit").wait_for()
 
