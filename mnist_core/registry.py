@@ -100,6 +100,8 @@ def unique_name(base: str) -> str:
     base = re.sub(r"[^A-Za-z0-9_-]+", "-", base).strip("-_")[:56] or "model"
     if not base[0].isalnum():
         base = "m" + base
+    if base.lower() in WINDOWS_RESERVED:
+        base += "-model"  # "con" is a device on Windows, never a folder
     name, i = base, 2
     while (models_dir() / name).exists():
         name, i = f"{base}-{i}", i + 1
