@@ -1,0 +1,69 @@
+"""mnist_core.predict: the fast path gives exactly what the model gives, from any thread."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from mnist_core import data, registry
+from mnist_core.errors import LabError
+from mnist_core.predict import Prediction, Predictor, model_file_stamp
+
+
+@pytest.fixture
+def default_predictor(registry_with) -> Predictor:
+    registry_with(default=True)
+    return Predictor.load("default")
+
+
+def test_predictor_equals_calling_the_model(default_predictor, small_mnist):
+    x = data.normalise(small_mnist.x_test[:64])
+    direct = np.asarray(default_predictor.model(x, training=False))
+    fast = default_predictor.probabilities(x[..., 0])
+    assert fast.shape == (64, 10) and fast.dtype == np.float32
+    assert np.allclose(fast, direct, atol=1e-6)
+    one = default_predictor.predict(x[5, ..., 0])
+    assert isinstance(one, Prediction)
+    assert np.allclose(one.probabilities, direct[5], atol=1e-6)
+    assert one.digit == int(direct[5].argmax()) and one.confidence == pytest.approx(float(direct[5].max()), abs=1e-6)
+
+
+def test_default_model_reads_the_fixture_test_digits(default_predictor, small_mnist):
+    probs = default_predictor.probabilities(data.normalise(small_mnist.x_test))
+    accuracy = float((probs.argmax(1) == small_mnist.y_test).mean())
+    assert accuracy >= 0.98  # the shipped model scores 99.3% on all 10,000; these are 1,000 of them
+    assert default_predictor.predict(small_mnist.x_test[0] / 255.0).digit == 7
+
+
+def test_same_answers_from_many_threads(default_predictor, small_mnist):
+    x = small_mnist.x_test[:40] / np.float32(255.0)
+    serial = [default_predictor.predict(img).probabilities for img in x]
+    fresh = Predictor(default_predictor.model)  # untraced: the first calls race to trace it
+    with ThreadPoolExecutor(8) as pool:
+        parallel = list(pool.map(lambda img: fresh.predict(img).probabilities, x))
+    assert all(np.allclose(a, b, atol=1e-6) for a, b in zip(serial, parallel, strict=True))
+
+
+def test_predict_image_on_empty_and_real_input(default_predictor, small_mnist):
+    prepared, prediction = default_predictor.predict_image(np.zeros((280, 280), np.uint8))
+    assert prepared.empty and prediction is None and prepared.message == "no digit found: draw a digit"
+    prepared, prediction = default_predictor.predict_image(255 - np.kron(small_mnist.x_test[0], np.ones((8, 8), np.uint8)))
+    assert not prepared.empty and prediction.digit == 7
+
+
+def test_predictor_load_refuses_missing_and_bad_names():
+    with pytest.raises(LabError, match=r"^no model named 'nothing'$"):
+        Predictor.load("nothing")
+    with pytest.raises(LabError, match=r"^bad model name '\.\./default'"):
+        Predictor.load("../default")
+
+
+def test_model_file_stamp_changes_when_the_model_is_replaced(registry_with):
+    registry_with("a", "b")
+    before = model_file_stamp("a")
+    assert before == model_file_stamp("a")
+    model = registry.load("b")
+    registry.save("a", model, registry.read_metadata("b"), overwrite=True)
+    assert model_file_stamp("a") != before
