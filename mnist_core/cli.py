@@ -305,8 +305,10 @@ def cmd_explore(args) -> None:
         try:
             meta = search.save_best(args.study, args.save_best, storage_url=args.storage, train_limit=args.train_limit,
                                     on_event=sink, should_stop=should_stop)
-        except BaseException as exc:
-            sink({"event": "failed", "message": str(exc).splitlines()[0] if str(exc) else type(exc).__name__})
+        except BaseException as exc:  # into the events file for the page; main() prints the one line
+            if sink.fh:
+                sink.fh.write(json.dumps({"event": "failed", "message": str(exc).splitlines()[0] if str(exc)
+                                          else type(exc).__name__}) + "\n")
             raise
         if meta is None:
             sys.exit(3)

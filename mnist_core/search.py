@@ -364,18 +364,19 @@ def create_or_resume(name: str, storage, space: dict | None, train_limit: int | 
     without flags continues the same search; a re-run with a different space is refused."""
     optuna = _optuna()
     check_study_name(name)
+    new_space = normalise_space(space) if space is not None else None  # a bad space creates nothing
     study = optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True,
                                 pruner=make_pruner())
     stored = study.user_attrs.get("space")
     if stored is None:
-        space = normalise_space(space or DEFAULT_SPACE)
+        space = new_space or normalise_space(DEFAULT_SPACE)
         settings = {"train_limit": DEFAULT_TRAIN_LIMIT if train_limit is None else train_limit,
                     "epochs": epochs or DEFAULT_EPOCHS, "base": BASE_PRESET}
         study.set_user_attr("space", space)
         study.set_user_attr("settings", settings)
         return study, space, settings
     settings = study.user_attrs["settings"]
-    if space is not None and normalise_space(space) != stored:
+    if new_space is not None and new_space != stored:
         raise LabError(f"study {name!r} was created with another search space; re-run without space flags "
                        "to resume it, or pick a new study name")
     for key, value in (("train_limit", train_limit), ("epochs", epochs)):
@@ -477,6 +478,8 @@ def run(name: str, *, storage_url: str | None = None, space: dict | None = None,
         raise LabError("--trials and --workers must be at least 1")
     if sampler not in SAMPLERS:
         raise LabError(f"unknown sampler {sampler!r}; choose from {', '.join(SAMPLERS)}")
+    if space is not None:
+        make_sampler(sampler, normalise_space(space), seed)  # grid with ranges: refuse before creating the study
     storage = open_storage(storage_url, heartbeat)
     study, space, settings = create_or_resume(name, storage, space, train_limit, epochs)
     make_sampler(sampler, space, seed)  # refuse grid-with-ranges before starting anyone
