@@ -40,6 +40,8 @@ def open_image(data: bytes, name: str = "image") -> Image.Image:
         img = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)  # reads the header only
     except UnidentifiedImageError:
         raise LabError(f"{name}: not a PNG, JPEG, BMP or GIF image") from None
+    except Image.DecompressionBombError:  # Pillow's own limit, far above ours, fires inside open()
+        raise LabError(f"{name}: the image is too large (over {MAX_PIXELS:,} pixels)") from None
     except Exception as exc:
         raise LabError(f"{name}: cannot read the image ({type(exc).__name__})") from None
     width, height = img.size
