@@ -1,0 +1,116 @@
+"""mnist_core.jobs: real training subprocesses on the full (checksum-verified) data, kept tiny and short.
+
+The job process verifies MNIST like any run, so it reads the real cache; a 16-unit MLP with big batches
+keeps each job to a few seconds beyond TensorFlow's start-up.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from mnist_core import jobs, registry
+from mnist_core.errors import LabError
+from mnist_core.spec import DenseLayer, ModelSpec, TrainConfig
+
+TINY = ModelSpec(kind="mlp", dense_layers=[DenseLayer(16)])
+QUICK = TrainConfig(epochs=1, batch_size=1000, learning_rate=3e-3, seed=0)
+LONG = TrainConfig(epochs=50, batch_size=32, seed=0)  # far longer than any test waits
+
+
+def _wait_for(job_id: str, kind: str, timeout: float = 120) -> jobs.JobStatus:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        st = jobs.status(job_id)
+        if st.last(kind) or not st.running:
+            return st
+        time.sleep(0.2)
+    raise AssertionError(f"no {kind!r} event within {timeout} s")
+
+
+@pytest.fixture
+def cleanup():
+    """Kill any job a failing test left running (by its own pid only)."""
+    started = []
+    yield started
+    for job_id in started:
+        st = jobs.status(job_id)
+        if st.running:
+            os.killpg(_pid(job_id), signal.SIGKILL)
+
+
+def _pid(job_id: str) -> int:
+    import json
+
+    return json.loads((jobs._job_dir(job_id) / jobs.INFO).read_text())["pid"]
+
+
+def test_job_runs_to_done_and_saves_the_model(isolated_dirs, cleanup):
+    st = jobs.start(TINY, QUICK, "from-job")
+    cleanup.append(st.id)
+    assert st.running and st.name == "from-job" and jobs.current().id == st.id
+    final = jobs.wait(st.id, timeout=180)
+    assert final.state == "done", (final.message, (jobs._job_dir(st.id) / "log.txt").read_text()[-2000:])
+    kinds = [e["event"] for e in final.events]
+    assert kinds[0] == "start" and kinds[-2:] == ["evaluating", "done"] and "epoch" in kinds
+    assert final.events[0]["steps_per_epoch"] == 54 and final.events[0]["train_size"] == 54000
+    assert final.progress()["fraction"] == 1.0 and len(final.history) == 1
+    entry = registry.inspect("from-job")
+    assert entry.ok and entry.metadata["test"]["n"] == 10000
+    assert entry.metadata["test"]["accuracy"] == pytest.approx(final.last("done")["test_accuracy"])
+    assert entry.metadata["test"]["accuracy"] > 0.6  # 54 steps of learning on real digits
+    assert jobs.current() is None and jobs.latest().id == st.id
+    with pytest.raises(LabError, match=r"^a model named 'from-job' already exists; pick another name$"):
+        jobs.start(TINY, QUICK, "from-job")
+
+
+def test_second_start_is_refused_and_stop_saves_nothing(isolated_dirs, cleanup):
+    st = jobs.start(TINY, LONG, "long")
+    cleanup.append(st.id)
+    with pytest.raises(LabError, match=r"^a job is already running \(training 'long'\); stop it or wait for it$"):
+        jobs.start(TINY, QUICK, "another")
+    assert [j.name for j in jobs.all_jobs()] == ["long"]  # the refused start left no job behind
+    running = _wait_for(st.id, "batch")
+    assert running.running and running.progress()["fraction"] < 0.5
+    jobs.stop(st.id)
+    final = jobs.wait(st.id, timeout=60)
+    assert final.state == "stopped" and final.message == "stopped by request; nothing was saved"
+    assert not any(e["event"] == "epoch" and e["epoch"] > 1 for e in final.events)
+    assert not (isolated_dirs / "long").exists() and registry.list_models() == []
+    assert [p.name for p in isolated_dirs.iterdir() if not p.name.startswith(".")] == []
+    with pytest.raises(LabError, match=r"^no job 'nope'$"):
+        jobs.stop("nope")
+
+
+def test_killed_job_is_failed_not_running_forever(isolated_dirs, cleanup):
+    st = jobs.start(TINY, LONG, "doomed")
+    cleanup.append(st.id)
+    _wait_for(st.id, "start")
+    os.killpg(_pid(st.id), signal.SIGKILL)  # the job runs in its own session: its group is just itself
+    deadline = time.monotonic() + 10
+    while jobs.status(st.id).running and time.monotonic() < deadline:
+        time.sleep(0.1)
+    final = jobs.status(st.id)
+    assert final.state == "failed"
+    assert final.message == "the training process ended without finishing (killed or crashed)"
+    assert jobs.current() is None and not (isolated_dirs / "doomed").exists()
+    # a new job may start once the dead one is recognised as dead
+    again = jobs.start(TINY, LONG, "next")
+    cleanup.append(again.id)
+    assert again.running
+
+
+def test_bad_requests_are_refused_before_anything_starts(isolated_dirs):
+    (isolated_dirs / "taken").mkdir()
+    with pytest.raises(LabError, match=r"^bad model name '\.\./x'"):
+        jobs.start(TINY, QUICK, "../x")
+    with pytest.raises(LabError, match=r"^a model named 'taken' already exists"):
+        jobs.start(TINY, QUICK, "taken")
+    with pytest.raises(LabError, match=r"^epochs must be a whole number in \[1, 1000\], got 0$"):
+        jobs.start(TINY, TrainConfig(epochs=0), "fine")
+    assert jobs.all_jobs() == [] and jobs.latest() is None
+    with pytest.raises(LabError, match=r"^no job 'missing'$"):
+        jobs.status("missing")
