@@ -18,6 +18,7 @@ pages = [
     st.Page(VIEWS / "home.py", title="Home", icon=":material/home:", url_path="", default=True),
     st.Page(VIEWS / "train.py", title="Train", icon=":material/model_training:", url_path="train"),
     st.Page(VIEWS / "compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
+    st.Page(VIEWS / "explore.py", title="Explore", icon=":material/tune:", url_path="explore"),
     st.Page(VIEWS / "draw.py", title="Draw", icon=":material/draw:", url_path="draw"),
     st.Page(VIEWS / "data.py", title="Data", icon=":material/grid_view:", url_path="data"),
 ]

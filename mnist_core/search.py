@@ -591,17 +591,20 @@ def _job_folder():
     return folder, job_id
 
 
-def start_search_job(study: str, space: dict, *, n_trials: int, workers: int = 1, sampler: str = "tpe",
+def start_search_job(study: str, space: dict | None, *, n_trials: int, workers: int = 1, sampler: str = "tpe",
                      train_limit: int | None = None, epochs: int | None = None):
-    """`explore` as a background job (jobs.py's launcher: events file, stop file, survives reruns)."""
+    """`explore` as a background job (jobs.py's launcher: events file, stop file, survives reruns).
+    space None continues an existing study with its stored space."""
     from mnist_core import jobs
 
     check_study_name(study)
-    normalise_space(space)  # bad values fail here, in the page, not in the log of a dead job
+    if space is not None:
+        make_sampler(sampler, normalise_space(space), None)  # bad values fail here, not in a dead job's log
     folder, job_id = _job_folder()
-    (folder / "space.json").write_text(json.dumps(space))
-    args = ["explore", "--study", study, "--space", str(folder / "space.json"), "--trials", str(n_trials),
-            "--workers", str(workers), "--sampler", sampler]
+    args = ["explore", "--study", study, "--trials", str(n_trials), "--workers", str(workers), "--sampler", sampler]
+    if space is not None:
+        (folder / "space.json").write_text(json.dumps(space))
+        args += ["--space", str(folder / "space.json")]
     args += ["--train-limit", str(train_limit)] if train_limit is not None else []
     args += ["--epochs", str(epochs)] if epochs is not None else []
     return jobs._launch(folder, job_id, f"explore:{study}", args)
