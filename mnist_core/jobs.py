@@ -84,13 +84,15 @@ def _job_dir(job_id: str) -> Path:
 def read_events(path: Path) -> list[dict]:
     events = []
     try:
-        with open(path) as fh:
+        with open(path, errors="replace") as fh:
             for line in fh:
                 try:
-                    events.append(json.loads(line))
-                except json.JSONDecodeError:
+                    event = json.loads(line)
+                except ValueError:
                     break  # the writer is mid-line; the rest arrives on the next poll
-    except FileNotFoundError:
+                if isinstance(event, dict):
+                    events.append(event)
+    except OSError:
         pass
     return events
 
@@ -98,11 +100,12 @@ def read_events(path: Path) -> list[dict]:
 def _alive(pid: int, job_id: str) -> bool:
     """True if `pid` is still this job's process (not a zombie, not a recycled pid)."""
     try:
+        pid = int(pid)
         stat = Path(f"/proc/{pid}/stat").read_text()
         if stat.rsplit(")", 1)[1].split()[0] == "Z":
             return False
         return job_id in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-    except (FileNotFoundError, ProcessLookupError, IndexError):
+    except (OSError, ValueError, TypeError, IndexError):
         return False
 
 
@@ -110,8 +113,10 @@ def status(job_id: str) -> JobStatus:
     folder = _job_dir(job_id)
     try:
         info = json.loads((folder / INFO).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+    except (OSError, ValueError):
         raise LabError(f"no job {job_id!r}") from None
+    if not isinstance(info, dict) or not {"pid", "name", "started"} <= info.keys():
+        raise LabError(f"job {job_id!r} is damaged (job.json lacks pid, name or started)")
     events = read_events(folder / EVENTS)
     final = next((e for e in reversed(events) if e.get("event") in TERMINAL), None)
     if final:

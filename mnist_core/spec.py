@@ -86,6 +86,11 @@ class ModelSpec:
 
     def validate(self) -> ModelSpec:
         _choice(self.kind, "kind", KINDS)
+        # Session state or a caller may hand over anything; check the shapes before reading them.
+        _check(isinstance(self.conv_blocks, list) and all(isinstance(b, ConvBlock) for b in self.conv_blocks),
+               "conv_blocks must be a list of conv blocks")
+        _check(isinstance(self.dense_layers, list) and all(isinstance(d, DenseLayer) for d in self.dense_layers),
+               "dense_layers must be a list of dense layers")
         if self.kind == "cnn":
             _check(1 <= len(self.conv_blocks) <= 8, f"conv_blocks: a cnn needs 1 to 8 conv blocks, got {len(self.conv_blocks)}")
         else:
