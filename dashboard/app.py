@@ -20,6 +20,8 @@ pages = [
     st.Page(VIEWS / "compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
     st.Page(VIEWS / "explore.py", title="Explore", icon=":material/tune:", url_path="explore"),
     st.Page(VIEWS / "draw.py", title="Draw", icon=":material/draw:", url_path="draw"),
+    st.Page(VIEWS / "inspect.py", title="Inspect", icon=":material/biotech:", url_path="inspect"),
+    st.Page(VIEWS / "my_digits.py", title="My digits", icon=":material/gesture:", url_path="my-digits"),
     st.Page(VIEWS / "data.py", title="Data", icon=":material/grid_view:", url_path="data"),
 ]
 st.navigation(pages).run()

@@ -28,7 +28,7 @@ def _batch(input28: np.ndarray) -> np.ndarray:
     return x.reshape(1, 28, 28, 1)
 
 
-def _unit(a: np.ndarray) -> np.ndarray:
+def unit_scale(a: np.ndarray) -> np.ndarray:
     """Scale to [0, 1] for display (a constant map becomes all zeros)."""
     a = np.asarray(a, dtype=np.float32)
     lo, hi = float(a.min(initial=0.0)), float(a.max(initial=0.0))
@@ -174,7 +174,7 @@ class Inspector:
 
         Plain gradients, not SmoothGrad: on MNIST the added noise spread the map off the ink here.
         """
-        return _unit(np.abs(self.gradient(input28, cls)))
+        return unit_scale(np.abs(self.gradient(input28, cls)))
 
     def grad_cam(self, input28: np.ndarray, cls: int) -> np.ndarray | None:
         """Grad-CAM heatmap (28, 28) in [0, 1] from the last conv feature map; None for MLPs."""
@@ -185,7 +185,7 @@ class Inspector:
         weights = grads.mean(axis=(0, 1))  # one weight per channel
         cam = np.maximum((maps * weights).sum(axis=-1), 0.0)
         cam = ndimage.zoom(cam, (28 / cam.shape[0], 28 / cam.shape[1]), order=1)[:28, :28]
-        return _unit(cam)
+        return unit_scale(cam)
 
     # ---------- embedding ----------
 
@@ -255,3 +255,21 @@ def tint(input28: np.ndarray, heat: np.ndarray, scale: int = 8) -> np.ndarray:
                     gray * (1 - heat)], axis=-1)
     big = np.kron(rgb, np.ones((scale, scale, 1), np.float32))
     return (big * 255).round().astype(np.uint8)
+
+
+def mosaic(tiles: np.ndarray, cols: int, scale: int = 2, gap: int = 1) -> np.ndarray:
+    """(N, H, W) tiles in [0, 1] -> one uint8 image, `cols` tiles a row, each enlarged `scale` times.
+
+    One small PNG for a whole layer's maps is far lighter to send to the browser than a chart per map.
+    """
+    tiles = np.asarray(tiles, dtype=np.float32)
+    n, h, w = tiles.shape
+    cols = max(1, min(cols, n))
+    rows = -(-n // cols)
+    th, tw = h * scale + gap, w * scale + gap
+    out = np.full((rows * th + gap, cols * tw + gap), 0.3, np.float32)  # mid-dark lines between tiles
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, cols)
+        out[gap + r * th : gap + r * th + h * scale, gap + c * tw : gap + c * tw + w * scale] = np.kron(
+            np.clip(tile, 0, 1), np.ones((scale, scale), np.float32))
+    return (out * 255).round().astype(np.uint8)
