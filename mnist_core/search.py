@@ -442,6 +442,8 @@ def work(name: str, storage_url: str | None, n_trials: int, sampler: str = "tpe"
     optuna = _optuna()
     storage = open_storage(storage_url, heartbeat)
     probe = load_study(name, storage)
+    if "space" not in probe.user_attrs:
+        raise LabError(f"study {name!r} has no search space stored: start it with the explore command first")
     space, settings = probe.user_attrs["space"], probe.user_attrs["settings"]
     study = load_study(name, storage, make_sampler(sampler, space, seed))
     mnist = training_images(settings["train_limit"])
