@@ -1,3 +1,147 @@
+"""My digits: the drawings saved from /draw. Relabel, delete, export/import, and fine-tune a model on them."""
+
+import numpy as np
+import pandas as pd
 import streamlit as st
 
+from dashboard import charts, state
+from mnist_core import jobs, my_digits, registry
+from mnist_core.errors import LabError
+
+PER_PAGE = 40
+COLS = 8
+ss = st.session_state
+
+
+def _say(kind: str, text: str) -> None:
+    ss.my_digits_msg = (kind, text)
+
+
+def _relabel(digit_id: int) -> None:
+    try:
+        my_digits.relabel(digit_id, ss[f"my_label_{digit_id}"])
+        _say("success", f"Digit {digit_id} is now a {ss[f'my_label_{digit_id}']}.")
+    except LabError as exc:
+        _say("error", str(exc))
+
+
+def _delete(digit_id: int) -> None:
+    try:
+        my_digits.delete(digit_id)
+        _say("success", f"Deleted digit {digit_id}.")
+    except LabError as exc:
+        _say("error", str(exc))
+
+
+def _import() -> None:
+    upload = ss.get("my_import")
+    if upload is None:
+        _say("error", "choose a zip to import first")
+        return
+    try:
+        _say("success", f"Imported {my_digits.import_zip(upload.getvalue())} digits from {upload.name}.")
+    except LabError as exc:
+        _say("error", f"{upload.name}: {exc}")
+
+
+def _fine_tune(parent: str, name: str, epochs: int) -> None:
+    try:
+        ss.finetune_job = jobs.start_fine_tune(parent, name.strip(), epochs).id
+        _say("info", f"Fine-tuning {parent} into {name.strip()} in the background.")
+    except LabError as exc:
+        _say("error", str(exc))
+
+
 st.title("My digits")
+try:
+    digits = my_digits.all_digits()
+except LabError as exc:
+    st.error(str(exc))
+    if st.button("Move the damaged file aside and start a new one", icon=":material/restore_page:"):
+        kept = my_digits.move_aside()
+        _say("success", f"The damaged file was kept as {kept.name}; a new, empty collection starts now.")
+        st.rerun()
+    st.stop()
+
+if msg := ss.pop("my_digits_msg", None):
+    getattr(st, msg[0])(msg[1])
+
+if not digits:
+    st.info("No saved digits yet. Draw one on the Draw page and press \"Save to my digits\", or import a zip below.")
+else:
+    counts = np.bincount([d.label for d in digits], minlength=10)
+    left, right = st.columns([1, 2])
+    left.metric("Saved digits", len(digits))
+    left.caption("Per digit: " + ", ".join(f"{d}: {n}" for d, n in enumerate(counts)))
+    right.plotly_chart(charts.class_distribution({"my digits": counts}), config={"displayModeBar": False})
+
+    newest = digits[::-1]
+    pages = max(1, -(-len(newest) // PER_PAGE))
+    page = st.number_input("Page", 1, pages, 1, key="my_page") if pages > 1 else 1
+    shown = newest[(page - 1) * PER_PAGE : page * PER_PAGE]
+    for start in range(0, len(shown), COLS):
+        for col, d in zip(st.columns(COLS), shown[start : start + COLS], strict=False):
+            with col.container(border=True, key=f"my_tile_{d.id}"):
+                st.image(d.png, width=84, caption=f"#{d.id} · {d.created[:16].replace('T', ' ')}")
+                st.selectbox("label", range(10), index=d.label, key=f"my_label_{d.id}", on_change=_relabel,
+                             args=(d.id,), label_visibility="collapsed")
+                st.button("Delete", key=f"my_del_{d.id}", on_click=_delete, args=(d.id,), icon=":material/delete:")
+
+st.subheader("Export and import")
+left, right = st.columns(2)
+left.download_button("Export as zip (PNGs + labels.csv)", my_digits.export_zip(), "my_digits.zip", "application/zip",
+                     disabled=not digits, icon=":material/download:")
+right.file_uploader("Import a zip exported here (or PNGs with a labels.csv: file,label)", type=["zip"], key="my_import")
+right.button("Import", on_click=_import, icon=":material/upload:")
+
+st.subheader("Fine-tune a model on my digits")
+names = state.usable_models()
+if not digits or not names:
+    st.caption("Needs at least one saved digit and one saved model.")
+    st.stop()
+st.caption("Trains a copy of the chosen model for a few passes over a sample of 6,000 MNIST training images mixed "
+           "with your digits (repeated to about a tenth of the mix), as a background job. The copy is saved as a "
+           "new model that names its parent; the parent stays as it was.")
+parent = st.selectbox("Start from", names, key="my_parent")
+name = st.text_input("Name of the new model", registry.unique_name(f"{parent}-mine"), key=f"my_new_name_{parent}")
+epochs = st.number_input("Epochs", 1, 5, 1, key="my_epochs")
+st.button("Fine-tune", on_click=_fine_tune, args=(parent, name, epochs), icon=":material/model_training:",
+          disabled=jobs.current() is not None)
+
+
+@st.fragment(run_every=1.0)
+def progress(job_id: str) -> None:
+    job = jobs.status(job_id)
+    if not job.running:
+        st.rerun(scope="app")  # the result is drawn once by the whole page, then polling ends
+    p = job.progress()
+    st.progress(p["fraction"], f"fine-tuning {job.name}: epoch {p['epoch']}/{p['epochs']}, batch {p['batch']}/{p['steps']}")
+    if st.button("Stop", key="my_stop"):
+        jobs.stop(job_id)
+
+
+def result(job: jobs.JobStatus) -> None:
+    if job.state != "done":
+        st.error(f"Fine-tuning {job.name} {job.state}: {job.message}")
+        return
+    summary = job.last("done")["fine_tune"]
+    st.success(f"Saved {job.name}, fine-tuned from {summary['parent']} on {summary['my_digits']} of your digits. "
+               "It is on the Compare page now.")
+    before, after = f"before ({summary['parent']})", f"after ({job.name})"
+    st.dataframe(pd.DataFrame({
+        "accuracy on": ["my digits (also used for fine-tuning)", "MNIST test (10,000)"],
+        before: [summary["before"]["my_digits_accuracy"], summary["before"]["mnist_test_accuracy"]],
+        after: [summary["after"]["my_digits_accuracy"], summary["after"]["mnist_test_accuracy"]],
+    }), hide_index=True, column_config={c: st.column_config.NumberColumn(format="percent") for c in (before, after)})
+
+
+if job_id := ss.get("finetune_job"):
+    try:
+        job = jobs.status(job_id)
+    except LabError as exc:
+        st.error(str(exc))
+        st.stop()
+    if job.running:
+        progress(job_id)
+    else:
+        result(job)
