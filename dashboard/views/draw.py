@@ -65,12 +65,13 @@ with right:
     prediction = predictor.predict(prepared.input)
 
     seen, metrics = st.columns([1, 1])
-    seen.plotly_chart(charts.image_grid([prepared.input], ["what the model sees (28x28)"], cols=1, tile_px=150),
-                      config={"displayModeBar": False})
+    # The answer goes out first: figures take longer to build and to render (plotly.js loads lazily).
     metrics.metric("Prediction", prediction.digit)
     metrics.metric("Confidence", f"{prediction.confidence:.1%}")
     if upload is not None:
         metrics.caption(f"from the upload {upload.name}; remove it to use the canvas")
+    seen.plotly_chart(charts.image_grid([prepared.input], ["what the model sees (28x28)"], cols=1, tile_px=150),
+                      config={"displayModeBar": False})
     st.plotly_chart(charts.probability_bars(prediction.probabilities), config={"displayModeBar": False})
 
 if show_steps:
