@@ -8,9 +8,11 @@ import io
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import zipfile
+import zlib
 from pathlib import Path
 
 from PIL import Image
@@ -100,3 +102,48 @@ def png_bytes(image: Image.Image, fmt: str = "PNG", **kw) -> bytes:
     buf = io.BytesIO()
     image.save(buf, format=fmt, **kw)
     return buf.getvalue()
+
+
+# ---------- hostile files ----------
+
+
+def bad_uploads(digit_png: bytes) -> dict[str, bytes]:
+    jpeg = png_bytes(Image.open(io.BytesIO(digit_png)), "JPEG", quality=95)
+    return {
+        "non-image-named-png": b"#!/bin/sh\necho this is not a picture\n" * 20,
+        "html-named-png": b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>",
+        "truncated-png": digit_png[: len(digit_png) * 2 // 3],
+        "truncated-jpeg": jpeg[: len(jpeg) // 2],
+        "empty": b"",
+    }
+
+
+BAD_UPLOADS = ["non-image-named-png", "html-named-png", "truncated-png", "truncated-jpeg", "empty"]
+
+
+def bomb_png(width: int, height: int) -> bytes:
+    """A valid 8-bit grayscale PNG of all-black rows: tiny on disk, width*height bytes once decoded."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    comp, row, parts = zlib.compressobj(9), b"\x00" * (width + 1), []
+    for _ in range(height // 100):
+        parts.append(comp.compress(row * 100))
+    parts.append(comp.flush())
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b"")
+
+
+def break_entries(models: Path) -> dict[str, str]:
+    """Each broken entry and the reason its listing must give."""
+    (models / "zero" / "model.keras").write_bytes(b"")
+    data = (models / "truncated" / "model.keras").read_bytes()
+    (models / "truncated" / "model.keras").write_bytes(data[:-100])
+    (models / "nometa" / "metadata.json").unlink()
+    (models / "badmeta" / "metadata.json").write_text("{not json")
+    (models / "nomodel" / "model.keras").unlink()
+    return {"zero": "empty", "truncated": "truncated or damaged", "nometa": "metadata.json is missing",
+            "badmeta": "not valid JSON", "nomodel": "no model.keras"}
+
+
+BROKEN = ["zero", "truncated", "nometa", "badmeta", "nomodel"]

@@ -5,15 +5,22 @@ from __future__ import annotations
 
 import io
 import json
-import struct
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
-from hostile_util import ROOT, assert_one_line_error, png_bytes, run_cli, run_cli_process
+from hostile_util import (
+    BAD_UPLOADS,
+    ROOT,
+    assert_one_line_error,
+    bad_uploads,
+    bomb_png,
+    png_bytes,
+    run_cli,
+    run_cli_process,
+)
 from PIL import Image
 
 from mnist_core import preprocess
@@ -22,23 +29,9 @@ from mnist_core.errors import LabError
 # ---------- case 6: uploads are checked by content, not by extension ----------
 
 
-def _bad_uploads(digit_png: bytes) -> dict[str, bytes]:
-    jpeg = png_bytes(Image.open(io.BytesIO(digit_png)), "JPEG", quality=95)
-    return {
-        "non-image-named-png": b"#!/bin/sh\necho this is not a picture\n" * 20,
-        "html-named-png": b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>",
-        "truncated-png": digit_png[: len(digit_png) * 2 // 3],
-        "truncated-jpeg": jpeg[: len(jpeg) // 2],
-        "empty": b"",
-    }
-
-
-BAD_UPLOADS = ["non-image-named-png", "html-named-png", "truncated-png", "truncated-jpeg", "empty"]
-
-
 @pytest.mark.parametrize("kind", BAD_UPLOADS)
 def test_case06_bad_upload_is_one_friendly_line(capsys, tmp_path, digit_png, kind):
-    data = _bad_uploads(digit_png)[kind]
+    data = bad_uploads(digit_png)[kind]
     with pytest.raises(LabError) as info:
         preprocess.image_to_mnist(data, "upload.png")
     assert "\n" not in str(info.value) and str(info.value).startswith("upload.png: ")
@@ -61,7 +54,7 @@ def test_case06_only_png_jpeg_bmp_gif_are_decoded(digit_png, fmt):
 def test_case06_cli_process_answers_bad_bytes_in_one_line(tmp_path, digit_png):
     for kind in ("truncated-jpeg",):  # one child process: TensorFlow's start-up is the slow part
         path = tmp_path / f"{kind}.png"
-        path.write_bytes(_bad_uploads(digit_png)[kind])
+        path.write_bytes(bad_uploads(digit_png)[kind])
         proc = run_cli_process("predict", path)
         assert_one_line_error(proc.returncode, proc.stderr, contains=path.name)
         assert proc.stdout == ""
@@ -75,19 +68,6 @@ def test_case06_huge_file_is_refused_before_it_is_read(capsys, tmp_path):
 
 
 # ---------- case 7: decompression bombs ----------
-
-
-def bomb_png(width: int, height: int) -> bytes:
-    """A valid 8-bit grayscale PNG of all-black rows: tiny on disk, width*height bytes once decoded."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    comp, row, parts = zlib.compressobj(9), b"\x00" * (width + 1), []
-    for _ in range(height // 100):
-        parts.append(comp.compress(row * 100))
-    parts.append(comp.flush())
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b"")
 
 
 PROBE = r"""

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 from hostile_util import (
+    BROKEN,
     ROOT,
     SHIPPED_DEFAULT,
     assert_one_line_error,
-    layers_of,
-    rewrite_config,
+    break_entries,
     run_cli,
     run_cli_process,
     sha256,
@@ -33,59 +33,6 @@ from mnist_core.errors import LabError
 from mnist_core.predict import Predictor
 
 WORKER = Path(__file__).parent / "save_worker.py"
-
-
-# ---------- crafted archives (built once per session) ----------
-
-
-@pytest.fixture(scope="session")
-def payloads(tmp_path_factory, tiny_trained):
-    """Crafted .keras files whose code, if it ever ran, would create a marker file.
-
-    lambda:  a Lambda layer holding marshalled bytecode, written by Keras itself (saving needs no unsafe mode)
-    module:  the tiny model with its activation pointing at a function of a module of ours, whose import
-             alone creates the marker (put on sys.path / PYTHONPATH by the tests)
-    os.system, builtins.exec, keras.utils.get_file: other functions a config can name
-    """
-    import keras
-
-    root = tmp_path_factory.mktemp("payloads")
-    marker = root / "MARKER"
-    fn = eval(f"lambda t: (open({str(marker)!r}, 'w').close(), t)[1]")  # noqa: S307 - the payload under test
-    inputs = keras.Input((28, 28, 1))
-    x = keras.layers.Flatten()(keras.layers.Lambda(fn)(inputs))
-    keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(x)).save(root / "lambda.keras")
-    marker.unlink()  # building the graph called the lambda once; from here on it must never run
-
-    pkg = root / "pkg"
-    pkg.mkdir()
-    (pkg / "hx_payload.py").write_text(
-        f"open({str(marker)!r}, 'w').close()\n\ndef run(*args, **kwargs):\n    open({str(marker)!r}, 'w').close()\n")
-
-    def activation(module: str, fn_name: str):
-        def change(config):
-            for layer in layers_of(config):
-                if layer["class_name"] == "Dense":
-                    layer["config"]["activation"] = {"module": module, "class_name": "function", "config": fn_name,
-                                                     "registered_name": fn_name}
-            return config
-        return change
-
-    files = {"lambda": root / "lambda.keras"}
-    for key, (module, fn_name) in {"module": ("hx_payload", "run"), "os.system": ("os", "system"),
-                                   "builtins.exec": ("builtins", "exec"),
-                                   "keras.utils.get_file": ("keras.utils", "get_file")}.items():
-        files[key] = root / f"{key}.keras"
-        rewrite_config(tiny_trained / "model.keras", files[key], activation(module, fn_name))
-    return {"files": files, "marker": marker, "pythonpath": pkg}
-
-
-@pytest.fixture
-def marker(payloads, monkeypatch):
-    monkeypatch.syspath_prepend(str(payloads["pythonpath"]))
-    payloads["marker"].unlink(missing_ok=True)
-    yield payloads["marker"]
-    assert not payloads["marker"].exists(), "the crafted model's code ran"
 
 
 @pytest.fixture
@@ -257,25 +204,10 @@ def test_case02_files_that_are_not_lab_folders_are_foreign_and_ignored(capsys, r
 # ---------- case 3: broken entries are listed as broken, the rest keep working ----------
 
 
-def _break_entries(models: Path) -> dict[str, str]:
-    """Each broken entry and the reason its listing must give."""
-    (models / "zero" / "model.keras").write_bytes(b"")
-    data = (models / "truncated" / "model.keras").read_bytes()
-    (models / "truncated" / "model.keras").write_bytes(data[:-100])
-    (models / "nometa" / "metadata.json").unlink()
-    (models / "badmeta" / "metadata.json").write_text("{not json")
-    (models / "nomodel" / "model.keras").unlink()
-    return {"zero": "empty", "truncated": "truncated or damaged", "nometa": "metadata.json is missing",
-            "badmeta": "not valid JSON", "nomodel": "no model.keras"}
-
-
-BROKEN = ["zero", "truncated", "nometa", "badmeta", "nomodel"]
-
-
 @pytest.mark.parametrize("broken", BROKEN)
 def test_case03_broken_entry_is_listed_with_its_reason(capsys, registry_with, image_file, broken):
     models = registry_with(*BROKEN)
-    reasons = _break_entries(models)
+    reasons = break_entries(models)
     entry = {e.name: e for e in registry.list_models()}[broken]
     assert entry.status == "broken" and reasons[broken] in entry.reason
     code, out, _ = run_cli(capsys, "models")
@@ -287,7 +219,7 @@ def test_case03_broken_entry_is_listed_with_its_reason(capsys, registry_with, im
 
 def test_case03_other_models_still_list_compare_and_predict(capsys, registry_with, image_file, digit):
     models = registry_with("good", *BROKEN, default=True)
-    _break_entries(models)
+    break_entries(models)
     code, out, err = run_cli(capsys, "models", "--json")
     rows = {r["name"]: r for r in json.loads(out)}
     assert code == 0 and rows["good"]["status"] == "ok" and rows["default"]["status"] == "ok"
