@@ -22,7 +22,7 @@ with st.sidebar:
     model_name = st.selectbox("Model", names, key="draw_model")
     compare_all = st.toggle("Compare all saved models", key="draw_compare_all")
     stroke = st.slider("Stroke width", 8, 40, 20, key="draw_stroke")
-    show_steps = st.toggle("Show preprocessing steps", key="draw_steps")
+    show_steps_on = st.toggle("Show preprocessing steps", key="draw_steps")
 
 try:
     predictor = state.predictor(model_name)  # loaded (and cached) before the first stroke, not on it
@@ -31,19 +31,9 @@ except LabError as exc:
     st.stop()
 
 st.session_state.setdefault("canvas_round", 0)
-left, right = st.columns([1, 1.4], gap="large")
-
-with left:
-    canvas = st_canvas(stroke_width=stroke, stroke_color="#FFFFFF", background_color="#000000",
-                       width=CANVAS_PX, height=CANVAS_PX, drawing_mode="freedraw", return_image_data=True,
-                       key=f"canvas-{st.session_state.canvas_round}")
-    if st.button("Clear", icon=":material/delete:"):
-        st.session_state.canvas_round += 1  # a fresh key gives a fresh, empty canvas
-        st.rerun()
-    upload = st.file_uploader("...or upload a photo or scan of a digit", type=["png", "jpg", "jpeg"], key="draw_upload")
 
 
-def prepare():
+def prepare(canvas, upload):
     """The 28x28 input from the upload if there is one, else from the canvas; None when there is nothing."""
     if upload is not None:
         return preprocess.image_to_mnist(upload.getvalue(), upload.name)
@@ -51,19 +41,7 @@ def prepare():
     return None if image is None else preprocess.to_mnist(image)
 
 
-with right:
-    try:
-        prepared = prepare()
-    except LabError as exc:
-        st.error(str(exc))
-        st.stop()
-    if prepared is None or prepared.empty:
-        st.info("draw a digit" if prepared is None else prepared.message)
-        st.session_state.pop("drawing_input", None)
-        st.stop()
-    st.session_state.drawing_input = prepared.input  # carried over to other pages (e.g. Inspect)
-    prediction = predictor.predict(prepared.input)
-
+def show_prediction(prepared, prediction, upload) -> None:
     seen, metrics = st.columns([1, 1])
     # The answer goes out first: figures take longer to build and to render (plotly.js loads lazily).
     metrics.metric("Prediction", prediction.digit)
@@ -74,16 +52,18 @@ with right:
                       config={"displayModeBar": False})
     st.plotly_chart(charts.probability_bars(prediction.probabilities), config={"displayModeBar": False})
 
-if show_steps:
+
+def show_steps(prepared) -> None:
     steps = list(prepared.steps.items())
     for col, (title, image) in zip(st.columns(len(steps)), steps, strict=True):
         col.image(np.clip(image, 0, 1), caption=f"{title} ({image.shape[1]}x{image.shape[0]})", width=140)
 
-if compare_all:
+
+def compare_models(input28) -> None:
     rows, probs = [], []
     for name in names:
         try:
-            p = state.predictor(name).predict(prepared.input)
+            p = state.predictor(name).predict(input28)
         except LabError as exc:
             st.error(str(exc))
             continue
@@ -95,3 +75,37 @@ if compare_all:
                      column_config={"confidence": st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1)})
         st.plotly_chart(charts.probability_heatmap([r["model"] for r in rows], np.array(probs)),
                         config={"displayModeBar": False})
+
+
+@st.fragment
+def drawing_area() -> None:
+    """A stroke reruns only this fragment, not the whole page: the shortest path from mouse-up to an answer."""
+    left, right = st.columns([1, 1.4], gap="large")
+    with left:
+        canvas = st_canvas(stroke_width=stroke, stroke_color="#FFFFFF", background_color="#000000",
+                           width=CANVAS_PX, height=CANVAS_PX, drawing_mode="freedraw", return_image_data=True,
+                           key=f"canvas-{st.session_state.canvas_round}")
+        if st.button("Clear", icon=":material/delete:"):
+            st.session_state.canvas_round += 1  # a fresh key gives a fresh, empty canvas
+            st.rerun(scope="fragment")
+        upload = st.file_uploader("...or upload a photo or scan of a digit", type=["png", "jpg", "jpeg"],
+                                  key="draw_upload")
+    with right:
+        try:
+            prepared = prepare(canvas, upload)
+        except LabError as exc:
+            st.error(str(exc))
+            return
+        if prepared is None or prepared.empty:
+            st.info("draw a digit" if prepared is None else prepared.message)
+            st.session_state.pop("drawing_input", None)
+            return
+        st.session_state.drawing_input = prepared.input  # carried over to other pages (e.g. Inspect)
+        show_prediction(prepared, predictor.predict(prepared.input), upload)
+    if show_steps_on:
+        show_steps(prepared)
+    if compare_all:
+        compare_models(prepared.input)
+
+
+drawing_area()
