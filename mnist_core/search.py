@@ -314,6 +314,8 @@ def open_storage(url: str | None = None, heartbeat: int = HEARTBEAT_SECONDS):
             con.execute("PRAGMA journal_mode=WAL")
         engine_kwargs = {"connect_args": {"timeout": 60}}
     elif url.startswith("postgresql"):
+        # psycopg 3 is the driver the lab installs; name it, as SQLAlchemy before 2.1 would pick psycopg2
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://") if url.startswith("postgresql://") else url
         engine_kwargs = {"pool_pre_ping": True}
     try:
         return optuna.storages.RDBStorage(

@@ -88,9 +88,8 @@ def test_two_workers_share_one_postgres_study(postgres_url):
     assert all(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for t in study.trials)
     assert len({t.user_attrs["worker"] for t in study.trials}) == 2  # both processes took trials
 
-    import psycopg2  # the rows as PostgreSQL itself holds them
+    import psycopg  # the rows as PostgreSQL itself holds them
 
-    with psycopg2.connect(postgres_url) as con, con.cursor() as cur:
-        cur.execute("SELECT count(*), count(DISTINCT number) FROM trials")
-        assert cur.fetchone() == (4, 4)
+    with psycopg.connect(postgres_url) as con:
+        assert con.execute("SELECT count(*), count(DISTINCT number) FROM trials").fetchone() == (4, 4)
     assert search.list_studies(search.open_storage(postgres_url))[0]["trials"] == 4
