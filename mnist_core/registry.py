@@ -198,11 +198,15 @@ def sweep_temp() -> None:
 
 def read_metadata(name: str) -> dict:
     path = model_path(name) / METADATA_FILE
+    if not path.is_file():  # also a FIFO or device, which would block or never end
+        raise LabError(f"{name}: metadata.json is missing")
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise LabError(f"{name}: metadata.json is too large")
     try:
         meta = json.loads(path.read_text())
     except FileNotFoundError:
         raise LabError(f"{name}: metadata.json is missing") from None
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # bad JSON or UTF-8, 5000-digit numbers, [[[[...
         raise LabError(f"{name}: metadata.json is not valid JSON") from None
     if not isinstance(meta, dict):
         raise LabError(f"{name}: metadata.json is not a JSON object")

@@ -230,6 +230,22 @@ def test_case03_other_models_still_list_compare_and_predict(capsys, registry_wit
     assert [r["model"] for r in json.loads(out)] == ["good", "default"]
 
 
+def test_case03_hostile_metadata_never_hangs_or_crashes_the_listing(capsys, registry_with):
+    models = registry_with("good", "fifo", "huge", "deep", "bigint", "array")
+    (models / "fifo" / "metadata.json").unlink()
+    os.mkfifo(models / "fifo" / "metadata.json")  # reading it would block the listing forever
+    with open(models / "huge" / "metadata.json", "wb") as fh:
+        fh.truncate(1024**3)  # 1 GB, sparse
+    (models / "deep" / "metadata.json").write_text("[" * 100000)
+    (models / "bigint" / "metadata.json").write_text('{"test": ' + "9" * 5000 + "}")
+    (models / "array" / "metadata.json").write_text("[1, 2, 3]")
+    statuses = {e.name: (e.status, e.reason) for e in registry.list_models()}
+    assert statuses.pop("good") == ("ok", "")
+    assert {n: s for n, (s, _) in statuses.items()} == dict.fromkeys(statuses, "broken"), statuses
+    code, out, err = run_cli(capsys, "models")
+    assert code == 0 and err == ""
+
+
 # ---------- case 4: saving never destroys a good model ----------
 
 
