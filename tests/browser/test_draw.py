@@ -6,6 +6,7 @@ written to tests/artifacts/draw_latency.json (the issue's goal is under 0.5 s; t
 
 import json
 import math
+import os
 
 import pytest
 
@@ -64,10 +65,20 @@ def test_draw_three_digits_predicts_each(page, app_server):
         handle = page.wait_for_function(WAIT_FOR_DIGIT, arg=digit, polling="raf", timeout=30_000)
         latencies[digit] = round(handle.json_value() / 1000, 3)
         screenshot(page, ARTIFACTS / f"draw_{digit}.png")
-        page.get_by_role("button", name="Clear").click()
-        page.get_by_text("draw a digit").wait_for()
-        app_server.wait_idle(page)
+        if digit != 7:
+            page.get_by_role("button", name="Clear").click()
+            page.get_by_text("draw a digit").wait_for()
+            app_server.wait_idle(page)
 
-    result = {"mouseup_to_prediction_s": latencies, "max_s": max(latencies.values()), "goal_s": 0.5}
+    # The last drawing stays: every model's answer and the preprocessing steps, for the screenshot.
+    page.get_by_text("Compare all saved models").click()
+    page.get_by_text("Show preprocessing steps").click()
+    page.get_by_text("All saved models").wait_for()
+    page.get_by_text("centred 28x28").wait_for()
+    app_server.wait_idle(page)
+    screenshot(page, ARTIFACTS / "draw_compare_all.png")
+
+    result = {"mouseup_to_prediction_s": latencies, "max_s": max(latencies.values()), "goal_s": 0.5,
+              "load_average_1min": os.getloadavg()[0], "cpus": os.cpu_count()}
     (ARTIFACTS / "draw_latency.json").write_text(json.dumps(result, indent=1))
     print("draw latency (mouse-up to right Prediction):", result)
