@@ -1,0 +1,198 @@
+"""`python -m mnist_core` as a user runs it: a real subprocess, its stdout, stderr and exit code."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mnist_core import registry
+
+ROOT = Path(__file__).resolve().parent.parent
+SEVEN_PNG = Path(__file__).parent / "fixtures" / "first_test_digit_7.png"
+
+
+def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mnist_core", *args], cwd=ROOT, env=os.environ.copy(),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> str:
+    """Exit 2, exactly one line on stderr, no traceback."""
+    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr + result.stdout
+    assert lines[0].startswith("error: ")
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.fixture
+def digit_files(tmp_path, small_mnist) -> Path:
+    """A folder of real test digits as a user would have them: dark on white, several formats."""
+    folder = tmp_path / "digits"
+    folder.mkdir()
+    for i, fmt in [(1, "png"), (2, "jpg"), (3, "bmp")]:  # labels 2, 1, 0
+        big = Image.fromarray(255 - small_mnist.x_test[i]).resize((140, 140), Image.Resampling.BILINEAR)
+        big.save(folder / f"digit{i}.{fmt}")
+    (folder / "notes.txt").write_text("not an image, and the folder scan skips it")
+    return folder
+
+
+def test_models_table_and_json(registry_with, isolated_dirs):
+    registry_with("alpha", "beta", default=True)
+    (isolated_dirs / "gamma").mkdir()  # a folder without a model: broken
+    table = run_cli("models")
+    assert table.returncode == 0 and table.stderr == ""
+    lines = table.stdout.splitlines()
+    assert lines[0].split()[:5] == ["name", "status", "type", "parameters", "test_accuracy"]
+    rows = {line.split()[0]: line for line in lines[1:]}
+    assert set(rows) == {"alpha", "beta", "default", "gamma"}
+    meta = registry.read_metadata("default")
+    assert rows["default"].split()[1:5] == ["ok", "cnn", str(meta["parameters"]), f"{meta['test']['accuracy']:.4f}"]
+    assert "broken" in rows["gamma"] and "no model.keras in the folder" in rows["gamma"]
+
+    listed = json.loads(run_cli("models", "--json").stdout)
+    by_name = {r["name"]: r for r in listed}
+    assert set(by_name) == {"alpha", "beta", "default", "gamma"}
+    assert by_name["default"]["test_accuracy"] == meta["test"]["accuracy"]
+    assert by_name["default"]["parameters"] == meta["parameters"] and by_name["default"]["status"] == "ok"
+    assert by_name["gamma"] == {**by_name["gamma"], "status": "broken", "reason": "no model.keras in the folder"}
+    assert set(by_name["alpha"]) >= {"name", "status", "type", "parameters", "test_accuracy", "test_loss",
+                                     "epochs", "train_seconds", "created", "reason"}
+
+
+def test_models_rename_and_delete(registry_with, isolated_dirs):
+    registry_with("alpha", "beta")
+    before = {p.name: p.read_bytes() for p in (isolated_dirs / "beta").iterdir()}
+    result = run_cli("models", "rename", "alpha", "beta")
+    assert_user_error(result, "a model named 'beta' already exists; rename refuses to overwrite")
+    assert {p.name: p.read_bytes() for p in (isolated_dirs / "beta").iterdir()} == before
+
+    result = run_cli("models", "rename", "alpha", "gamma")
+    assert result.returncode == 0 and result.stdout.strip() == "renamed alpha -> gamma"
+    assert sorted(e.name for e in registry.list_models()) == ["beta", "gamma"]
+    assert registry.read_metadata("gamma")["name"] == "gamma"
+
+    result = run_cli("models", "delete", "gamma")
+    assert result.returncode == 0 and result.stdout.strip() == "deleted gamma"
+    assert [e.name for e in registry.list_models()] == ["beta"]
+    assert_user_error(run_cli("models", "delete", "gamma"), "no model named 'gamma'")
+    assert_user_error(run_cli("models", "delete", "../beta"), "bad model name '../beta'")
+    assert_user_error(run_cli("models", "rename", "beta", "CON"), "bad model name 'CON'")
+    assert (isolated_dirs / "beta").is_dir()
+
+
+def test_test_command_agrees_with_metadata_and_writes_csv(registry_with, tmp_path, full_mnist):
+    registry_with(default=True)
+    registry.save("default-copy", registry.load("default"), registry.read_metadata("default"))
+    out = tmp_path / "scores.csv"
+    result = run_cli("test", "--models", "default,default-copy", "--csv", str(out), "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = json.loads(result.stdout)
+    assert [r["model"] for r in rows] == ["default", "default-copy"]
+    stored = registry.read_metadata("default")["test"]
+    for row in rows:
+        assert set(row) == {"model", "test_loss", "test_accuracy", "stored_accuracy", "macro_f1"}
+        assert abs(row["test_accuracy"] - stored["accuracy"]) * 100 <= 0.1
+        assert abs(row["test_loss"] - stored["loss"]) < 0.01
+        assert row["stored_accuracy"] == stored["accuracy"]
+    with open(out, newline="") as fh:
+        written = list(csv.DictReader(fh))
+    assert [r["model"] for r in written] == ["default", "default-copy"]
+    assert [float(r["test_accuracy"]) for r in written] == [r["test_accuracy"] for r in rows]
+
+
+def test_predict_files_and_folder(registry_with, digit_files):
+    registry_with(default=True)
+    result = run_cli("predict", str(digit_files), str(SEVEN_PNG))
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    assert len(lines) == 4  # one line per image, the .txt in the folder skipped
+    got = {line.split(": ")[0]: int(line.split(": ")[1].split()[0]) for line in lines}
+    assert got == {str(digit_files / "digit1.png"): 2, str(digit_files / "digit2.jpg"): 1,
+                   str(digit_files / "digit3.bmp"): 0, str(SEVEN_PNG): 7}
+    for line in lines:
+        probs = [float(p.split(":")[1]) for p in line.split("(")[1].rstrip(")").split()]
+        assert len(probs) == 10 and abs(sum(probs) - 1) < 0.01
+
+
+def test_predict_json_schema(registry_with):
+    registry_with(default=True)
+    result = run_cli("predict", str(SEVEN_PNG), "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    items = json.loads(result.stdout)
+    assert isinstance(items, list) and len(items) == 1
+    item = items[0]
+    assert set(item) == {"file", "prediction", "probabilities"}
+    assert item["file"] == str(SEVEN_PNG) and item["prediction"] == 7
+    probs = np.array(item["probabilities"])
+    assert probs.shape == (10,) and abs(probs.sum() - 1) < 1e-4 and probs.argmax() == 7
+
+
+def _bad_input_cases(tmp_path: Path) -> dict[tuple[str, ...], list[str]]:
+    not_image = tmp_path / "digit.png"
+    not_image.write_text("this is not a png")
+    blank = tmp_path / "blank.png"
+    Image.new("L", (100, 100), 255).save(blank)
+    bad_json = tmp_path / "spec.json"
+    bad_json.write_text('{"kind": "mlp", "dense_layers": [{"units": -5}]}')
+    broken_json = tmp_path / "broken.json"
+    broken_json.write_text('{"kind": "mlp",')
+    return {
+        ("train", "--preset", "nope"): ["unknown preset 'nope'; choose from"],
+        ("train", "--preset", "mlp-2x128", "--name", "../escape"): ["bad model name '../escape'"],
+        ("train", "--preset", "mlp-2x128", "--name", "alpha"): ["a model named 'alpha' already exists"],
+        ("train", "--preset", "mlp-2x128", "--epochs", "0"): ["epochs must be a whole number in [1, 1000], got 0"],
+        ("train", "--spec", str(bad_json)): ["dense_layers[0].units must be a whole number in [1, 8192], got -5"],
+        ("train", "--spec", str(broken_json)): ["broken.json: not valid JSON"],
+        ("train", "--spec", str(tmp_path / "missing.json")): ["missing.json: no such file"],
+        ("predict", str(tmp_path / "missing.png")): ["missing.png: no such file or folder"],
+        ("predict", str(not_image)): ["digit.png: not a PNG, JPEG, BMP or GIF image"],
+        ("predict", str(blank)): ["blank.png: no digit found"],
+        ("predict", str(SEVEN_PNG), "--model", "ghost"): ["no model named 'ghost'"],
+        ("predict", str(SEVEN_PNG), "--model", "../../etc"): ["bad model name"],
+        ("test", "--models", "alpha,ghost"): ["no model named 'ghost'"],
+        ("test", "--models", ","): ["--models needs at least one model name"],
+        ("models", "rename", "alpha"): ["usage: models rename OLD NEW"],
+        ("frobnicate",): ["invalid choice"],
+    }
+
+
+# The issue's list runs as real processes (TensorFlow's start-up logs included); the other cases go
+# through the same main() in this process, because every TensorFlow start costs seconds of CPU.
+AS_PROCESS = ("unknown preset", "bad model name '../escape'", "missing.png", "not a PNG", "ghost'", "units must")
+
+
+def test_bad_inputs_exit_2_with_one_line(registry_with, tmp_path, capfd):
+    from mnist_core import cli
+
+    registry_with("alpha")
+    cases = _bad_input_cases(tmp_path)
+    chosen = [args for args, fragments in cases.items()
+              if args[0] != "test" and any(key in f for key in AS_PROCESS for f in fragments)]
+    assert len(chosen) == len(AS_PROCESS)
+    with ThreadPoolExecutor(3) as pool:
+        for args, result in zip(chosen, pool.map(lambda a: run_cli(*a), chosen), strict=True):
+            assert_user_error(result, *cases[args])
+    for args, fragments in cases.items():
+        if args in chosen:
+            continue
+        capfd.readouterr()
+        try:
+            code = cli.main(list(args))
+        except SystemExit as exc:  # argparse errors leave through sys.exit
+            code = exc.code
+        out, err = capfd.readouterr()
+        assert_user_error(subprocess.CompletedProcess(args, code, out, err), *fragments)
+    assert sorted(e.name for e in registry.list_models()) == ["alpha"]  # nothing was written
