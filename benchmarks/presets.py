@@ -55,14 +55,19 @@ def main() -> None:
     parser.add_argument("--only", help="comma-separated preset names")
     args = parser.parse_args()
     names = args.only.split(",") if args.only else list(PRESETS)
-    results = []
+    # Results are merged per preset and written after each one, so a long run can be
+    # done in parts (cnn-classic alone takes many minutes) and an interruption loses little.
+    report = json.loads(OUT.read_text()) if OUT.exists() else {"benchmark": "presets", "results": {}}
+    report["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform()}
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
-            results.append(run(name, args.quick, Path(tmp)))
-            print(json.dumps(results[-1]), flush=True)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps({"benchmark": "presets", "quick": args.quick, "machine": {
-        "cpus": os.cpu_count(), "platform": platform.platform()}, "results": results}, indent=1))
+            result = run(name, args.quick, Path(tmp))
+            result["quick"] = args.quick
+            result["load_average_after"] = os.getloadavg()[0]
+            report["results"][name] = result
+            print(json.dumps(result), flush=True)
+            OUT.parent.mkdir(parents=True, exist_ok=True)
+            OUT.write_text(json.dumps(report, indent=1))
     print(f"wrote {OUT}")
 
 
