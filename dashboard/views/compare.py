@@ -81,10 +81,7 @@ def _specs(meta: dict[str, dict]) -> None:
     st.dataframe(styler, hide_index=True)
 
 
-def _two_models(a: str, b: str, meta: dict[str, dict]) -> None:
-    cm_a, cm_b = (np.asarray(meta[n]["test"]["confusion_matrix"]) for n in (a, b))
-    st.plotly_chart(charts.confusion_matrix(cm_a - cm_b, title=f"{a} minus {b}", difference=True))
-    st.caption(f"Blue on the diagonal: {a} gets more of that digit right; blue off it: {a} makes that mistake more.")
+def _two_models(a: str, b: str) -> None:
     st.subheader("Is the difference real? McNemar's exact test")
     try:
         labels = state.mnist().y_test
@@ -156,11 +153,18 @@ else:
         splits = c2.multiselect("Split", ["train", "validation"], default=["train", "validation"], key="compare_splits")
         st.plotly_chart(charts.training_curves({n: meta[n].get("history", []) for n in picked}, metric, tuple(splits)))
         st.subheader("Confusion matrices")
-        for start in range(0, len(picked), 3):
-            for col, n in zip(st.columns(3), picked[start : start + 3], strict=False):
-                col.plotly_chart(charts.confusion_matrix(meta[n]["test"]["confusion_matrix"], title=n))
+        matrices = {n: np.asarray(meta[n]["test"]["confusion_matrix"]) for n in picked}
+        figures = [charts.confusion_matrix(cm, title=n) for n, cm in matrices.items()]
+        if len(picked) == 2:  # the third place in the row shows where the two differ
+            a, b = picked
+            figures.append(charts.confusion_matrix(matrices[a] - matrices[b], title=f"{a} minus {b}", difference=True))
+        for start in range(0, len(figures), 3):
+            for col, fig in zip(st.columns(3), figures[start : start + 3], strict=False):
+                col.plotly_chart(fig)
         if len(picked) == 2:
-            _two_models(picked[0], picked[1], meta)
+            st.caption(f"In the difference, blue on the diagonal: {a} gets more of that digit right; "
+                       f"blue off it: {a} makes that mistake more often.")
+            _two_models(*picked)
         st.subheader("Per-class accuracy")
         st.plotly_chart(charts.per_class_bars({n: meta[n]["test"]["recall"] for n in picked}))
 st.divider()

@@ -104,7 +104,8 @@ with right:
         per_epoch = state.epoch_seconds(specs.bundle_json(spec, config))
         st.metric("Measured time per epoch", _duration(per_epoch),
                   help="Timed on a few real training batches on this machine, not guessed.")
-        st.caption(f"{config.epochs} epochs ≈ {_duration(per_epoch * config.epochs)} plus start-up and evaluation")
+        epochs = f"{config.epochs} epoch{'s' if config.epochs > 1 else ''}"
+        st.caption(f"{epochs} ≈ {_duration(per_epoch * config.epochs)} plus start-up and evaluation")
     _suggest_name(spec)
     st.text_input("Save as", key="train_name", max_chars=64, help="Letters, digits, '-' or '_'.")
     st.button("Start training", type="primary", on_click=_start)
