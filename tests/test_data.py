@@ -251,3 +251,13 @@ def test_normalise_shape_dtype_range(small_mnist):
     assert x.shape == (7, 28, 28, 1) and x.dtype == np.float32
     assert x.min() == 0.0 and x.max() == 1.0
     assert np.allclose(x[..., 0] * 255.0, small_mnist.x_test[:7])
+
+
+def test_unit_test_fixture_is_cut_from_the_real_files(small_mnist, full_mnist):
+    # tests/fixtures/make_fixture.py: the first 2000 training and 1000 test images, every class present
+    assert small_mnist.x_train.dtype == np.uint8 and small_mnist.x_train.shape == (2000, 28, 28)
+    assert np.array_equal(small_mnist.x_train, full_mnist.x_train[:2000])
+    assert np.array_equal(small_mnist.y_train, full_mnist.y_train[:2000])
+    assert np.array_equal(small_mnist.x_test, full_mnist.x_test[:1000])
+    assert np.array_equal(small_mnist.y_test, full_mnist.y_test[:1000])
+    assert set(small_mnist.y_train.tolist()) == set(range(10)) == set(small_mnist.y_test.tolist())
