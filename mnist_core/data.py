@@ -222,7 +222,14 @@ def is_cached() -> bool:
 
 
 def normalise(images: np.ndarray) -> np.ndarray:
-    """uint8 (N, 28, 28) -> float32 (N, 28, 28, 1) in [0, 1]: the one model input format."""
+    """uint8 (N, 28, 28) -> float32 (N, 28, 28, 1) in [0, 1]: the one model input format.
+
+    Also takes a TensorFlow tensor (inside a tf.data pipeline) and then returns one.
+    """
+    if type(images).__module__.startswith("tensorflow"):
+        import tensorflow as tf
+
+        return (tf.cast(images, tf.float32) / 255.0)[..., None]
     return (np.asarray(images, dtype=np.float32) / 255.0)[..., None]
 
 

@@ -1,0 +1,134 @@
+"""Shared by the benchmarks: the machine description, statistics, and the one result-file format.
+
+Every benchmark writes benchmarks/results/<name>.json holding
+  {"benchmark", "created", "quick", "machine", "targets": [row, ...], "details": {...}}
+where each target row is {"target", "unit", "goal", "median", "min", "max", "n", "met"}.
+run_all.py prints the rows as one table and report.py puts them in README.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def machine() -> dict:
+    cpu = next((line.split(":", 1)[1].strip() for line in _read("/proc/cpuinfo").splitlines()
+                if line.startswith("model name")), platform.processor() or "unknown")
+    mem_kb = next((int(line.split()[1]) for line in _read("/proc/meminfo").splitlines()
+                   if line.startswith("MemTotal")), 0)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    versions = {"python": platform.python_version()}
+    for mod in ("tensorflow", "keras", "streamlit"):
+        if mod in sys.modules:
+            versions[mod] = getattr(sys.modules[mod], "__version__", "")
+    return {"nproc": os.cpu_count(), "cpu": cpu, "ram_gb": round(mem_kb / 2**20, 1),
+            "load_average_1min": load, "system": platform.platform(), "versions": versions,
+            "git_commit": _git_commit()}
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""
+
+
+def _git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def percentile(values, q: float) -> float:
+    """Linear-interpolated percentile, q in [0, 100]."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    pos = (len(ordered) - 1) * q / 100
+    lo = int(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def target(name: str, values, goal: str, unit: str, met: bool | None) -> dict:
+    """One row of the summary table: the median and range of repeated measurements against a goal."""
+    values = [float(v) for v in values if v is not None]
+    return {"target": name, "unit": unit, "goal": goal,
+            "median": statistics.median(values) if values else None,
+            "min": min(values) if values else None, "max": max(values) if values else None,
+            "n": len(values), "met": met}
+
+
+def write(name: str, targets: list[dict], details: dict, quick: bool) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    result = {"benchmark": name, "created": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+              "quick": quick, "machine": machine(), "targets": targets, "details": details}
+    path.write_text(json.dumps(result, indent=1) + "\n")
+    for row in targets:
+        print(format_row(row))
+    print(f"wrote {path.relative_to(ROOT)}")
+    return path
+
+
+def fmt(value, unit: str = "") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        text = f"{value:.3g}" if abs(value) < 100 else f"{value:,.0f}"
+    else:
+        text = str(value)
+    return f"{text} {unit}".strip()
+
+
+def format_row(row: dict) -> str:
+    met = {True: "yes", False: "NO", None: "n/a"}[row["met"]]
+    return (f"{row['target']}: median {fmt(row['median'], row['unit'])} "
+            f"(range {fmt(row['min'])}-{fmt(row['max'])}, n={row['n']}), goal {row['goal']}, met: {met}")
+
+
+def load_results() -> list[dict]:
+    """Every result file in the common format, in a fixed order (others in results/ are skipped)."""
+    found = []
+    for path in sorted(RESULTS.glob("*.json")):
+        try:
+            result = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if isinstance(result, dict) and "targets" in result:
+            found.append(result)
+    order = {name: i for i, name in enumerate(ORDER)}
+    return sorted(found, key=lambda r: order.get(r["benchmark"], len(order)))
+
+
+ORDER = ("time_to_accuracy", "best_cnn", "predict_latency", "app_pages", "job_overhead", "eval_throughput",
+         "inspect_speed")
+
+
+def table_rows(results: list[dict]) -> list[list[str]]:
+    rows = []
+    for result in results:
+        for row in result["targets"]:
+            rng = f"{fmt(row['min'])} - {fmt(row['max'])}" if row["n"] > 1 else "-"
+            met = {True: "yes", False: "NO", None: ""}[row["met"]]
+            rows.append([row["target"], row["goal"], fmt(row["median"], row["unit"]), rng, str(row["n"]), met,
+                         result["benchmark"] + (" (quick)" if result.get("quick") else "")])
+    return rows
+
+
+HEADER = ["target", "goal", "measured median", "range", "n", "met?", "benchmark"]

@@ -1,0 +1,48 @@
+"""Evaluation throughput: images/s when scoring the 10,000 test images, per preset.
+
+Usage: .venv/bin/python benchmarks/eval_throughput.py [--quick]
+
+Uses mnist_core.evaluate.probabilities, the very code that computes the test metrics stored at
+save time (and the 'eval_images_per_second' the Compare table shows). Models are built at random
+initialisation: throughput does not depend on the weights. Each preset is timed 3 times after a
+warm-up pass; the table shows the median images/s per preset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import common
+
+from mnist_core import data as mnist_data  # noqa: E402
+from mnist_core import evaluate  # noqa: E402
+from mnist_core.build import build  # noqa: E402
+from mnist_core.spec import PRESETS  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="1 timed pass per preset")
+    args = parser.parse_args()
+    repeats = 1 if args.quick else 3
+    x = mnist_data.load().x_test
+    per_preset = {}
+    for name, p in PRESETS.items():
+        model = build(p.spec)
+        evaluate.probabilities(model, x[:2000])  # trace and warm up
+        rates = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            evaluate.probabilities(model, x)
+            rates.append(len(x) / (time.perf_counter() - t0))
+        per_preset[name] = {"images_per_second": rates, "parameters": int(model.count_params())}
+        print(f"{name:20} {statistics.median(rates):10,.0f} images/s", flush=True)
+    targets = [common.target(f"eval throughput: {name}", v["images_per_second"], "(report)", "images/s", None)
+               for name, v in per_preset.items()]
+    common.write("eval_throughput", targets, {"presets": per_preset, "images": len(x)}, args.quick)
+
+
+if __name__ == "__main__":
+    main()
