@@ -41,7 +41,17 @@ def main() -> None:
         print(f"{name:20} {statistics.median(rates):10,.0f} images/s", flush=True)
     targets = [common.target(f"eval throughput: {name}", v["images_per_second"], "(report)", "images/s", None)
                for name, v in per_preset.items()]
-    common.write("eval_throughput", targets, {"presets": per_preset, "images": len(x)}, args.quick)
+    # The value stored at save time (train.eval_images_per_second) for the shipped default model, next to
+    # the same function run now: they should agree within the noise of a shared machine.
+    from mnist_core import registry
+    from mnist_core.train import eval_images_per_second
+
+    shipped = {"stored_at_save": registry.read_metadata("default").get("eval_images_per_second"),
+               "measured_now": [eval_images_per_second(registry.load("default"), x) for _ in range(repeats)]}
+    targets.append(common.target("eval throughput: shipped default model", shipped["measured_now"], "(report)",
+                                 "images/s", None))
+    common.write("eval_throughput", targets, {"presets": per_preset, "images": len(x), "default_model": shipped},
+                 args.quick)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ Everything between the two markers below is generated; the section is appended i
 
 from __future__ import annotations
 
+import json
+
 import common
 
 README = common.ROOT / "README.md"
@@ -45,9 +47,20 @@ def section(results: list[dict]) -> str:
                   f"The kernels alone run at {split['kernel_gflops']:.1f} GFLOP/s, "
                   f"{split['kernel_fraction_of_peak']:.0%} of the matmul peak: small convolutions, batch-norm "
                   "and pooling are memory-bound on a CPU.", ""]
-    lines += [f"The shipped `saved_models/default` was trained with `{DEFAULT_MODEL_COMMAND}` "
-              "(then renamed to `default`).", "", END]
+    lines += [default_model_line(), "", END]
     return "\n".join(lines)
+
+
+def default_model_line() -> str:
+    """The shipped default model's recipe and stored test metrics, read from its metadata."""
+    path = common.ROOT / "saved_models" / "default" / "metadata.json"
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return f"The shipped default model is trained with `{DEFAULT_MODEL_COMMAND}`, then renamed to `default`."
+    return (f"The shipped `saved_models/default` ({meta.get('preset')} preset, test accuracy "
+            f"{meta['test']['accuracy']:.2%}, {meta.get('train_seconds')} s of training on the machine above) "
+            f"was made with `{DEFAULT_MODEL_COMMAND}` and then renamed to `default`.")
 
 
 def main() -> None:
@@ -59,7 +72,7 @@ def main() -> None:
     else:
         text = text.rstrip("\n") + "\n\n" + new + "\n"
     README.write_text(text)
-    print(f"updated the Performance section of {README.relative_to(common.ROOT)}")
+    print(f"updated the Performance section of {README}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,107 @@
+"""The speed work: the in-memory tf.data pipeline, XLA off, batch-norm that is usable within one
+epoch, the fast-cnn recipe on real digits, and the benchmark helpers that fill the README table."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from mnist_core import data as mnist_data
+from mnist_core import evaluate
+from mnist_core.build import build
+from mnist_core.spec import preset
+from mnist_core.train import compile_model, eval_images_per_second, fit, make_dataset
+
+BENCHMARKS = __import__("pathlib").Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def test_pipeline_gives_every_image_once_per_epoch_normalised_and_reshuffled(small_mnist):
+    x, y = small_mnist.x_train[:500], small_mnist.y_train[:500]
+    ds = make_dataset(x, y, 64, shuffle_seed=3)
+    epochs = []
+    for _ in range(2):
+        images, labels = zip(*[(a.numpy(), b.numpy()) for a, b in ds], strict=True)
+        epochs.append((np.concatenate(images), np.concatenate(labels)))
+    for images, labels in epochs:
+        assert images.shape == (500, 28, 28, 1) and images.dtype == np.float32
+        assert 0.0 <= images.min() and images.max() <= 1.0
+        # every training image exactly once, with its own label
+        flat = {img.tobytes(): lab for img, lab in zip(images, labels, strict=True)}
+        expected = {img.tobytes(): lab for img, lab in zip(mnist_data.normalise(x), y, strict=True)}
+        assert flat == expected
+    assert not np.array_equal(epochs[0][1], epochs[1][1])  # a new order each epoch
+
+
+def test_unshuffled_pipeline_keeps_order(small_mnist):
+    x, y = small_mnist.x_test[:300], small_mnist.y_test[:300]
+    images = np.concatenate([a.numpy() for a, _ in make_dataset(x, y, 128)])
+    np.testing.assert_array_equal(images, mnist_data.normalise(x))
+
+
+def test_training_runs_without_xla(small_mnist):
+    spec, config = preset("fast-cnn").copy()
+    model = build(spec)
+    compile_model(model, config, 10)
+    assert model.jit_compile is False
+
+
+def test_fast_cnn_learns_real_digits_within_one_short_run(small_mnist):
+    """Batch-norm's running statistics must settle within the first epoch, or test accuracy stays near chance."""
+    spec, config = preset("fast-cnn").copy()
+    config = replace(config, epochs=2, batch_size=64, validation_split=0.0)
+    result = fit(spec, config, mnist=small_mnist)
+    probs = evaluate.probabilities(result.model, small_mnist.x_test)
+    accuracy = float((probs.argmax(1) == small_mnist.y_test).mean())
+    assert accuracy >= 0.9, accuracy
+    assert eval_images_per_second(result.model, small_mnist.x_test, n=500) > 0
+
+
+@pytest.fixture
+def bench_common(monkeypatch, tmp_path):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    sys.modules.pop("common", None)
+    import common
+
+    monkeypatch.setattr(common, "RESULTS", tmp_path / "results")
+    return common
+
+
+def test_percentile_matches_numpy(bench_common):
+    values = [5.0, 1.0, 9.0, 3.0, 7.0, 2.0]
+    for q in (0, 50, 95, 100):
+        assert bench_common.percentile(values, q) == pytest.approx(np.percentile(values, q))
+
+
+def test_target_row_and_results_table(bench_common):
+    row = bench_common.target("p95", [12.0, 20.0, 14.0], "<= 15 ms", "ms", False)
+    assert (row["median"], row["min"], row["max"], row["n"]) == (14.0, 12.0, 20.0, 3)
+    bench_common.RESULTS.mkdir(parents=True)
+    (bench_common.RESULTS / "x.json").write_text(json.dumps({"benchmark": "predict_latency", "quick": False,
+                                                             "targets": [row], "machine": {}}))
+    (bench_common.RESULTS / "other.json").write_text(json.dumps({"not": "ours"}))
+    rows = bench_common.table_rows(bench_common.load_results())
+    assert rows == [["p95", "<= 15 ms", "14 ms", "12 - 20", "3", "NO", "predict_latency"]]
+
+
+def test_report_rewrites_only_its_own_section(bench_common, monkeypatch, tmp_path):
+    sys.modules.pop("report", None)
+    import report
+
+    readme = tmp_path / "README.md"
+    readme.write_text("# Title\n\nIntro.\n")
+    monkeypatch.setattr(report, "README", readme)
+    machine = {"nproc": 2, "cpu": "Test CPU", "ram_gb": 8.0, "load_average_1min": 3.0}
+    monkeypatch.setattr(report.common, "load_results", lambda: [{
+        "benchmark": "job_overhead", "machine": machine, "details": {},
+        "targets": [bench_common.target("job / CLI", [1.01, 1.03], "<= 1.10", "x", True)]}])
+    report.main()
+    report.main()  # a second run replaces the section instead of adding another
+    text = readme.read_text()
+    assert text.startswith("# Title\n\nIntro.\n")
+    assert text.count("## Performance") == 1 and text.count(report.START) == 1
+    assert "| job / CLI | <= 1.10 | 1.02 x | 1.01 - 1.03 | 2 | yes | job_overhead |" in text
+    assert "2 CPU cores (Test CPU), 8.0 GB RAM" in text
