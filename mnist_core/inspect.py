@@ -257,17 +257,20 @@ def tint(input28: np.ndarray, heat: np.ndarray, scale: int = 8) -> np.ndarray:
     return (big * 255).round().astype(np.uint8)
 
 
-def mosaic(tiles: np.ndarray, cols: int, scale: int = 2, gap: int = 1) -> np.ndarray:
-    """(N, H, W) tiles in [0, 1] -> one uint8 image, `cols` tiles a row, each enlarged `scale` times.
+def mosaic(tiles: np.ndarray, cols: int | None = None, scale: int = 2, gap: int = 1) -> np.ndarray:
+    """(N, H, W) tiles in [0, 1] -> one uint8 image of full rows (by default 8 to 16 tiles a row, dividing N when
+    possible), each tile enlarged `scale` times, grey lines between them.
 
     One small PNG for a whole layer's maps is far lighter to send to the browser than a chart per map.
     """
     tiles = np.asarray(tiles, dtype=np.float32)
     n, h, w = tiles.shape
+    cols = cols or next((c for c in range(16, 7, -1) if n % c == 0), min(n, 16))
     cols = max(1, min(cols, n))
     rows = -(-n // cols)
     th, tw = h * scale + gap, w * scale + gap
-    out = np.full((rows * th + gap, cols * tw + gap), 0.3, np.float32)  # mid-dark lines between tiles
+    out = np.zeros((rows * th + gap, cols * tw + gap), np.float32)
+    out[::th, :] = out[:, ::tw] = 0.35  # grid lines
     for i, tile in enumerate(tiles):
         r, c = divmod(i, cols)
         out[gap + r * th : gap + r * th + h * scale, gap + c * tw : gap + c * tw + w * scale] = np.kron(

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from mnist_core import inspect, registry
+from tests.conftest import SHIPPED_MODELS
 
 N_SALIENCY = 40
 
@@ -35,20 +38,33 @@ def _ink_ratio(heat: np.ndarray, digit: np.ndarray) -> float:
     return float(heat[ink].mean() / max(heat[~ink].mean(), 1e-9))
 
 
+def expected_shapes(spec: dict) -> tuple[dict, dict]:
+    """Feature-map and filter shapes a spec implies, worked out from the spec itself (not from the model)."""
+    maps, filters, size = {}, {}, 28
+    for i, block in enumerate(spec["conv_blocks"], start=1):
+        if block["padding"] == "valid":
+            size -= block["kernel"] - 1
+        maps[f"conv{i}_{block['activation']}"] = (block["filters"], size, size)
+        filters[f"conv{i}"] = (block["filters"], block["kernel"], block["kernel"])
+        if block["pooling"] != "none":
+            size //= 2
+            maps[f"pool{i}"] = (block["filters"], size, size)
+    return maps, filters
+
+
 def test_cnn_layer_table_and_feature_maps(cnn, small_mnist):
+    spec = json.loads((SHIPPED_MODELS / "default" / registry.METADATA_FILE).read_text())["spec"]
     acts = cnn.activations(_digit(small_mnist, 0))
     rows = cnn.layer_table(acts)
     assert [r["layer"] for r in rows] == [layer.name for layer in cnn.model.layers[1:]]
     assert rows[-1]["output shape"] == "(10,)" and abs(acts["digits"].sum() - 1) < 1e-4
     relu = next(r for r in rows if r["layer"] == "conv1_relu")
     assert relu["zero %"] > 0 and relu["max"] > 0  # ReLU: some units silent, some firing
-    maps = dict(cnn.feature_maps(acts))
-    assert {k: v.shape for k, v in maps.items()} == {
-        "conv1_relu": (24, 28, 28), "pool1": (24, 14, 14), "conv2_relu": (48, 14, 14), "pool2": (48, 7, 7)}
-    filters = dict(cnn.conv_filters())
-    assert filters["conv1"].shape == (24, 5, 5) and filters["conv2"].shape == (48, 3, 3)
+    want_maps, want_filters = expected_shapes(spec)
+    assert {k: v.shape for k, v in cnn.feature_maps(acts)} == want_maps
+    assert {k: v.shape for k, v in cnn.conv_filters()} == want_filters
     assert cnn.first_dense_templates(acts) == []  # templates are for MLPs
-    assert cnn.cam_layer == "conv2_relu"
+    assert cnn.cam_layer == f"conv{len(spec['conv_blocks'])}_relu"
 
 
 def test_saliency_and_grad_cam_concentrate_on_the_ink(cnn, small_mnist):
@@ -76,17 +92,19 @@ def test_saliency_depends_on_the_class_asked_about(cnn, small_mnist):
 def test_gradient_matches_finite_differences(mlp, cnn, small_mnist):
     x = _digit(small_mnist, 1)
     cls = int(small_mnist.y_test[1])
-    for inspector in (mlp, cnn):
+    # The MLP is smooth almost everywhere. The CNN's max-pooling over tied values (the flat background gives
+    # many) makes it only piecewise differentiable: its gradient picks one of the tied inputs, so allow more.
+    for inspector, tolerance in ((mlp, 0.05), (cnn, 0.2)):
         grad = inspector.gradient(x, cls)
         # The score's slope along the gradient's own direction is the gradient's length.
-        step = 0.05 * grad / np.linalg.norm(grad)
+        step = 0.01 * grad / np.linalg.norm(grad)
         up, down = inspector.class_scores(x + step)[cls], inspector.class_scores(x - step)[cls]
-        assert (up - down) / 0.1 == pytest.approx(np.linalg.norm(grad), rel=0.1)
+        assert (up - down) / 0.02 == pytest.approx(np.linalg.norm(grad), rel=tolerance)
         # ... and across it (a random direction orthogonal to the gradient) the score barely moves.
         side = np.random.default_rng(0).normal(size=(28, 28)).astype(np.float32)
         side -= (side * grad).sum() / (grad * grad).sum() * grad
-        side *= 0.05 / np.linalg.norm(side)
-        across = (inspector.class_scores(x + side)[cls] - inspector.class_scores(x - side)[cls]) / 0.1
+        side *= 0.01 / np.linalg.norm(side)
+        across = (inspector.class_scores(x + side)[cls] - inspector.class_scores(x - side)[cls]) / 0.02
         assert abs(across) < 0.2 * np.linalg.norm(grad)
 
 
@@ -123,13 +141,13 @@ def test_neighbours_of_a_training_image_include_itself_and_share_its_label(cnn, 
 def test_neighbour_sample_is_seeded_and_sized(cnn, small_mnist):
     a = inspect.NeighbourIndex.build(cnn, small_mnist.x_train, small_mnist.y_train, size=300, seed=3)
     b = inspect.NeighbourIndex.build(cnn, small_mnist.x_train, small_mnist.y_train, size=300, seed=3)
-    assert a.embeddings.shape == (300, 128) and np.array_equal(a.indices, b.indices)
+    assert a.embeddings.shape == (300, cnn.embed(small_mnist.x_test[:1]).shape[1]) and np.array_equal(a.indices, b.indices)
     assert np.array_equal(a.labels, small_mnist.y_train[a.indices])
 
 
 def test_embedding_map_shape_and_projection(cnn, small_mnist):
     em = inspect.embedding_map(cnn, small_mnist.x_test, small_mnist.y_test, size=500)
-    assert em.coords.shape == (500, 2) and em.components.shape == (2, 128)
+    assert em.coords.shape == (500, 2) and em.components.shape == (2, cnn.embed(small_mnist.x_test[:1]).shape[1])
     assert np.array_equal(em.labels, small_mnist.y_test[em.indices])
     assert np.mean(em.predicted == em.labels) > 0.95
     assert em.explained[0] >= em.explained[1] > 0

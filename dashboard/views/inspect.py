@@ -68,8 +68,9 @@ def map_points(emap: inspect.EmbeddingMap, x_test: np.ndarray) -> pd.DataFrame:
 def embedding_spec(place: np.ndarray) -> dict:
     """Vega-Lite: the mapped test images coloured by label, misclassified ones as crosses, this input as a diamond."""
     star = {"values": [{"x": float(place[0]), "y": float(place[1]), "what": "this input"}]}
-    return {"height": 520, "params": [{"name": "zoom", "select": "interval", "bind": "scales"}], "layer": [
-        {"mark": {"type": "point", "filled": True, "opacity": 0.6}, "encoding": {
+    return {"height": 520, "layer": [
+        {"params": [{"name": "zoom", "select": "interval", "bind": "scales"}],  # one layer only: names must be unique
+         "mark": {"type": "point", "filled": True, "opacity": 0.6}, "encoding": {
             "x": {"field": "x", "type": "quantitative", "title": "PC 1"},
             "y": {"field": "y", "type": "quantitative", "title": "PC 2"},
             "color": {"field": "label", "type": "nominal", "scale": {"scheme": "category10"}},
@@ -136,7 +137,8 @@ if input28 is None:
 first = _analyse(name, stamp, input28, None)
 left, mid, right = st.columns([1, 1, 2])
 left.image(inspect.tint(input28, np.zeros((28, 28)), 6), caption=caption)
-mid.metric("Prediction", first["cls"], f"{first['probs'][first['cls']]:.1%} confident", delta_color="off")
+mid.metric("Prediction", first["cls"], f"{first['probs'][first['cls']]:.1%} confident", delta_color="off",
+           delta_arrow="off")
 cls = mid.selectbox("Explain the score of digit", range(10), index=first["cls"], key=f"inspect_cls_{name}")
 right.plotly_chart(charts.probability_bars(first["probs"]), config=PLAIN)
 result = first if cls == first["cls"] else _analyse(name, stamp, input28, cls)
@@ -152,7 +154,7 @@ cols[-1].caption("Both maps are scaled to their own maximum. Saliency asks which
                  "asks which regions the last convolutional features respond to for this class.")
 
 st.subheader("Layers")
-st.dataframe(pd.DataFrame(result["table"]), hide_index=True, column_config={
+st.dataframe(pd.DataFrame(result["table"]), hide_index=True, height=35 * len(result["table"]) + 38, column_config={
     c: st.column_config.NumberColumn(format="%.3f") for c in ("mean", "std", "max")} | {
     "zero %": st.column_config.NumberColumn(format="%.0f%%", help="units silent (exactly 0) for this input")})
 
@@ -160,12 +162,12 @@ if insp.kind == "cnn":
     st.subheader("Feature maps of this input")
     for layer, maps in result["maps"]:
         st.caption(f"{layer}: {maps.shape[0]} maps of {maps.shape[1]}x{maps.shape[2]}")
-        st.image(inspect.mosaic(np.stack([inspect.unit_scale(m) for m in maps]), cols=16, scale=max(1, 56 // maps.shape[1])))
+        st.image(inspect.mosaic(np.stack([inspect.unit_scale(m) for m in maps]), scale=max(1, 56 // maps.shape[1])))
     with st.expander("Filters of every conv layer"):
         for layer, kernels in insp.conv_filters():
             st.caption(f"{layer}: {kernels.shape[0]} filters of {kernels.shape[1]}x{kernels.shape[2]}"
                        + (" (averaged over input channels)" if layer != insp.layers[0].name else ""))
-            st.image(inspect.mosaic(np.stack([signed(k) for k in kernels]), cols=24, scale=36 // kernels.shape[1]))
+            st.image(inspect.mosaic(np.stack([signed(k) for k in kernels]), scale=36 // kernels.shape[1]))
 elif result["templates"]:
     st.subheader("First-layer templates of the 16 most responsive units")
     st.caption("Each unit's 784 input weights drawn as 28x28: bright pixels raise its response, dark ones lower it, "

@@ -9,7 +9,7 @@ from mnist_core import jobs, my_digits, registry
 from mnist_core.errors import LabError
 
 PER_PAGE = 40
-COLS = 8
+COLS = 6
 ss = st.session_state
 
 
@@ -82,7 +82,7 @@ else:
     for start in range(0, len(shown), COLS):
         for col, d in zip(st.columns(COLS), shown[start : start + COLS], strict=False):
             with col.container(border=True, key=f"my_tile_{d.id}"):
-                st.image(d.png, width=84, caption=f"#{d.id} · {d.created[:16].replace('T', ' ')}")
+                st.image(d.png, width=84, caption=f"#{d.id}, saved {d.created[5:16].replace('T', ' ')}")
                 st.selectbox("label", range(10), index=d.label, key=f"my_label_{d.id}", on_change=_relabel,
                              args=(d.id,), label_visibility="collapsed")
                 st.button("Delete", key=f"my_del_{d.id}", on_click=_delete, args=(d.id,), icon=":material/delete:")
@@ -102,9 +102,10 @@ if not digits or not names:
 st.caption("Trains a copy of the chosen model for a few passes over a sample of 6,000 MNIST training images mixed "
            "with your digits (repeated to about a tenth of the mix), as a background job. The copy is saved as a "
            "new model that names its parent; the parent stays as it was.")
-parent = st.selectbox("Start from", names, key="my_parent")
-name = st.text_input("Name of the new model", registry.unique_name(f"{parent}-mine"), key=f"my_new_name_{parent}")
-epochs = st.number_input("Epochs", 1, 5, 1, key="my_epochs")
+left, mid, right = st.columns([2, 2, 1])
+parent = left.selectbox("Start from", names, key="my_parent")
+name = mid.text_input("Name of the new model", registry.unique_name(f"{parent}-mine"), key=f"my_new_name_{parent}")
+epochs = right.number_input("Epochs", 1, 5, 1, key="my_epochs")
 st.button("Fine-tune", on_click=_fine_tune, args=(parent, name, epochs), icon=":material/model_training:",
           disabled=jobs.current() is not None)
 
