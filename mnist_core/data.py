@@ -134,6 +134,9 @@ def _read_path(path: Path) -> dict[str, np.ndarray]:
 
 
 def _from_keras() -> dict[str, np.ndarray]:
+    from mnist_core.tf_quiet import import_tensorflow
+
+    import_tensorflow()
     import keras
 
     try:
