@@ -117,6 +117,23 @@ def _row(png: bytes, input28, label) -> tuple:
     return (_check_label(label), bytes(png), _input_bytes(input28), time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
 
+def drawing_png(image, size: int = 280) -> bytes:
+    """The drawing as stored: grayscale PNG, ink white on black (canvas, photo or scan alike), at most size x size.
+
+    A canvas's transparent background or a scan's white paper would show the ink invisibly or inverted in
+    the grid, so the one `to_gray` that prepares model inputs also normalises what is kept.
+    """
+    from PIL import Image
+
+    from mnist_core import preprocess
+
+    gray = Image.fromarray((preprocess.to_gray(image) * 255).round().astype(np.uint8))
+    gray.thumbnail((size, size))
+    buf = io.BytesIO()
+    gray.save(buf, "PNG", optimize=True)
+    return buf.getvalue()
+
+
 def add(png: bytes, input28, label: int, path: Path | None = None) -> int:
     """Store one drawing; returns its id."""
     row = _row(png, input28, label)
@@ -248,3 +265,18 @@ def measure(probabilities: dict[str, np.ndarray], labels: np.ndarray) -> dict:
         per_model[name] = evaluate.metrics(probs, labels)
         wrong_everywhere &= probs.argmax(axis=1) != labels
     return {"models": per_model, "all_wrong": np.flatnonzero(wrong_everywhere) if probabilities else np.array([], int)}
+
+
+def evaluate_models(models: dict, path: Path | None = None) -> dict | None:
+    """Each model's accuracy and confusion matrix on my digits, and the digits every model gets wrong.
+
+    `models` maps names to Keras models. None when no digits are saved. The inputs are in the report
+    (`x`, `y`, `ids`) so a page can show the images behind `all_wrong` (positions into them).
+    """
+    from mnist_core import evaluate
+
+    x, y, ids = arrays(path)
+    if not len(x):
+        return None
+    report = measure({name: evaluate.probabilities(model, x) for name, model in models.items()}, y)
+    return {**report, "x": x, "y": y, "ids": ids}

@@ -26,6 +26,7 @@ def isolated_dirs(tmp_path, monkeypatch):
     monkeypatch.setenv("MNIST_MODELS_DIR", str(models))
     monkeypatch.setenv("MNIST_JOBS_DIR", str(jobs))
     monkeypatch.setenv("MNIST_EXPLORE_DIR", str(tmp_path / "explore"))  # hyperparameter studies
+    monkeypatch.setenv("MNIST_MY_DIGITS_DB", str(tmp_path / "my_digits.sqlite"))  # the user's saved drawings
     return models
 
 

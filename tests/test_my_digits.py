@@ -229,3 +229,34 @@ def test_fine_tune_job_runs_in_the_background(small_mnist, registry_with, tmp_pa
     assert done.state == "done", (done.message, (tmp_path / "jobs").exists())
     assert done.last("done")["fine_tune"]["parent"] == "tiny"
     assert registry.read_metadata("tiny-job")["parent"] == "tiny"
+
+
+def test_drawing_png_is_white_ink_on_black_whatever_the_source(small_mnist):
+    digit = small_mnist.x_test[0]
+    canvas = np.zeros((280, 280, 4), np.uint8)  # the canvas: white strokes on a transparent background
+    canvas[..., :3] = 255
+    canvas[..., 3] = np.asarray(Image.fromarray(digit).resize((280, 280)))
+    scan = Image.fromarray(255 - digit).resize((560, 560))  # dark ink on white paper, larger than the canvas
+    for source in (canvas, scan):
+        img = Image.open(io.BytesIO(my_digits.drawing_png(source)))
+        arr = np.asarray(img)
+        assert img.format == "PNG" and img.mode == "L" and img.size == (280, 280)
+        assert arr[0, 0] < 30 and arr.max() > 200  # dark background, bright ink
+        # Stored and re-read, it gives the same model input as the original drawing.
+        again = preprocess.to_mnist(img).input
+        assert np.abs(again - preprocess.to_mnist(source).input).mean() < 0.02
+
+
+def test_evaluate_models_on_my_digits(small_mnist, registry_with):
+    registry_with("tiny", default=True)
+    assert my_digits.evaluate_models({"tiny": registry.load("tiny")}) is None
+    my_digits.add_many([drawing(small_mnist, i) for i in range(20)])
+    models = {name: registry.load(name) for name in ("default", "tiny")}
+    report = my_digits.evaluate_models(models)
+    assert report["x"].shape == (20, 28, 28) and list(report["y"]) == list(small_mnist.y_test[:20])
+    assert report["models"]["default"]["accuracy"] >= 0.9  # real digits, a 99% model
+    assert sum(map(sum, report["models"]["tiny"]["confusion_matrix"])) == 20
+    for i in report["all_wrong"]:
+        for model in models.values():
+            x = report["x"][i : i + 1].astype(np.float32)[..., None] / 255.0
+            assert np.asarray(model(x)).argmax() != report["y"][i]

@@ -86,7 +86,8 @@ def app_server(tmp_path_factory):
     log = ARTIFACTS / "streamlit-server.log"
     port = _free_port()
     env = dict(os.environ, MNIST_MODELS_DIR=str(models), MNIST_JOBS_DIR=str(jobs), TF_CPP_MIN_LOG_LEVEL="2",
-               MNIST_EXPLORE_DIR=str(base / "explore"))  # studies: base/explore, beside models_dir
+               MNIST_EXPLORE_DIR=str(base / "explore"),  # studies: base/explore, beside models_dir
+               MNIST_MY_DIGITS_DB=str(base / "my_digits.sqlite"))  # never the user's own data/my_digits.sqlite
     cmd = [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.address", "127.0.0.1",
            "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
     with open(log, "wb") as log_file:
