@@ -104,7 +104,10 @@ def _alive(pid: int, job_id: str) -> bool:
         stat = Path(f"/proc/{pid}/stat").read_text()
         if stat.rsplit(")", 1)[1].split()[0] == "Z":
             return False
-        return job_id in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        # Right after Popen returns, the child can still be inside exec() with an empty cmdline
+        # (seen here in about 1 start in 5); that is our process starting, not a dead one.
+        return not cmdline or job_id in cmdline.decode(errors="replace")
     except (OSError, ValueError, TypeError, IndexError):
         return False
 

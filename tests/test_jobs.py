@@ -114,3 +114,17 @@ def test_bad_requests_are_refused_before_anything_starts(isolated_dirs):
     assert jobs.all_jobs() == [] and jobs.latest() is None
     with pytest.raises(LabError, match=r"^no job 'missing'$"):
         jobs.status("missing")
+
+
+def test_a_just_started_job_is_never_reported_failed(isolated_dirs, cleanup):
+    # Regression: polled while the child was still inside exec(), its /proc cmdline was empty and the
+    # job read 'failed' for a moment (about 1 start in 5 here), which ends a UI's polling for good.
+    for i in range(8):
+        st = jobs.start(TINY, LONG, f"quick-{i}")
+        cleanup.append(st.id)
+        assert st.state == "running", (i, st.message)
+        os.killpg(_pid(st.id), signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while jobs.status(st.id).running and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert jobs.status(st.id).state == "failed"
