@@ -49,6 +49,26 @@ def digit_files(tmp_path, small_mnist) -> Path:
     return folder
 
 
+def test_download_verifies_caches_and_is_a_quick_no_op_the_second_time(tmp_path, monkeypatch):
+    from mnist_core import data
+
+    monkeypatch.setenv("MNIST_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("MNIST_DATA", str(ROOT / "data" / "mnist.npz"))  # stands in for a download
+    first = run_cli("download")
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert first.stdout.startswith(f"source: path {ROOT / 'data' / 'mnist.npz'}  (")
+    sums = [line.split() for line in first.stdout.splitlines() if line.startswith("sha256 ")]
+    assert {name: digest for _, digest, name in sums} == data.SHA256
+    assert (tmp_path / "cache" / "mnist.npz").is_file()
+
+    monkeypatch.delenv("MNIST_DATA")
+    second = run_cli("download")
+    assert second.returncode == 0 and second.stdout.startswith("source: cache  (")
+    seconds = float(second.stdout.split("(")[1].split(" s)")[0])
+    assert seconds < 1.0
+    assert second.stdout.splitlines()[2:] == first.stdout.splitlines()[2:]
+
+
 def test_models_table_and_json(registry_with, isolated_dirs):
     registry_with("alpha", "beta", default=True)
     (isolated_dirs / "gamma").mkdir()  # a folder without a model: broken
@@ -149,6 +169,9 @@ def _bad_input_cases(tmp_path: Path) -> dict[tuple[str, ...], list[str]]:
     bad_json.write_text('{"kind": "mlp", "dense_layers": [{"units": -5}]}')
     broken_json = tmp_path / "broken.json"
     broken_json.write_text('{"kind": "mlp",')
+    empty_folder = tmp_path / "nothing-here"
+    empty_folder.mkdir()
+    (empty_folder / "readme.txt").write_text("no images")
     return {
         ("train", "--preset", "nope"): ["unknown preset 'nope'; choose from"],
         ("train", "--preset", "mlp-2x128", "--name", "../escape"): ["bad model name '../escape'"],
@@ -166,6 +189,7 @@ def _bad_input_cases(tmp_path: Path) -> dict[tuple[str, ...], list[str]]:
         ("test", "--models", ","): ["--models needs at least one model name"],
         ("models", "rename", "alpha"): ["usage: models rename OLD NEW"],
         ("frobnicate",): ["invalid choice"],
+        ("predict", str(empty_folder)): ["no PNG, JPEG, BMP or GIF files in this folder"],
     }
 
 
