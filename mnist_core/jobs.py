@@ -6,12 +6,14 @@ so it survives reruns, page switches and closed tabs, and costs the same as the 
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
 import sys
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from mnist_core.paths import PROJECT_ROOT, jobs_dir
 EVENTS = "events.jsonl"
 STOP = "stop"
 INFO = "job.json"
+START_LOCK = ".start.lock"
 TERMINAL = {"done", "stopped", "failed"}
 
 
@@ -158,11 +161,12 @@ def start(spec: specs.ModelSpec, config: specs.TrainConfig, name: str) -> JobSta
     """Launch a training subprocess. Refused while another job runs, or if the name is taken."""
     spec.validate()
     config.validate()
-    folder, job_id = _new_job(name)
-    (folder / "spec.json").write_text(specs.to_json(spec))
-    (folder / "config.json").write_text(specs.to_json(config))
-    return _launch(folder, job_id, name, ["train", "--spec", str(folder / "spec.json"),
-                                          "--config", str(folder / "config.json")])
+    with _one_start_at_a_time():
+        folder, job_id = _new_job(name)
+        (folder / "spec.json").write_text(specs.to_json(spec))
+        (folder / "config.json").write_text(specs.to_json(config))
+        return _launch(folder, job_id, name, ["train", "--spec", str(folder / "spec.json"),
+                                              "--config", str(folder / "config.json")])
 
 
 def start_fine_tune(parent: str, name: str, epochs: int = 1) -> JobStatus:
@@ -170,8 +174,19 @@ def start_fine_tune(parent: str, name: str, epochs: int = 1) -> JobStatus:
     registry.check_name(parent)
     if not registry.exists(parent):
         raise LabError(f"no model named {parent!r}")
-    folder, job_id = _new_job(name)
-    return _launch(folder, job_id, name, ["finetune", "--parent", parent, "--epochs", str(int(epochs))])
+    with _one_start_at_a_time():
+        folder, job_id = _new_job(name)
+        return _launch(folder, job_id, name, ["finetune", "--parent", parent, "--epochs", str(int(epochs))])
+
+
+@contextmanager
+def _one_start_at_a_time():
+    """Check-then-launch under an exclusive lock (other processes included): without it, two sessions
+    pressing Train together both saw no running job and both launched one."""
+    jobs_dir().mkdir(parents=True, exist_ok=True)
+    with open(jobs_dir() / START_LOCK, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)  # released on close, or by the kernel if the holder dies
+        yield
 
 
 def _new_job(name: str) -> tuple[Path, str]:

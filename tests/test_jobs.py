@@ -128,3 +128,29 @@ def test_a_just_started_job_is_never_reported_failed(isolated_dirs, cleanup):
         while jobs.status(st.id).running and time.monotonic() < deadline:
             time.sleep(0.05)
         assert jobs.status(st.id).state == "failed"
+
+
+def test_simultaneous_starts_launch_exactly_one_job(isolated_dirs, cleanup):
+    # Regression: two sessions pressing Train together both saw no running job and both launched.
+    import threading
+
+    barrier, results = threading.Barrier(3), []
+
+    def press_train(i: int) -> None:
+        barrier.wait()
+        try:
+            results.append(jobs.start(TINY, LONG, f"race-{i}"))
+        except LabError as exc:
+            results.append(str(exc))
+
+    threads = [threading.Thread(target=press_train, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    started = [r for r in results if isinstance(r, jobs.JobStatus)]
+    cleanup.extend(r.id for r in started)
+    assert len(started) == 1 and started[0].running
+    refusals = [r for r in results if isinstance(r, str)]
+    assert refusals == [f"a job is already running (training {started[0].name!r}); stop it or wait for it"] * 2
+    assert [j.id for j in jobs.all_jobs()] == [started[0].id]
