@@ -50,6 +50,10 @@ def _report(names: tuple, stamps: tuple, db_stamp: tuple) -> dict | None:
     return my_digits.evaluate_models({name: state.predictor(name).model for name in names})
 
 
+def _percent(value) -> str:
+    return "—" if value is None else f"{value:.1%}"
+
+
 def compare_section(names: list[str]) -> None:
     """Accuracy of each model on my digits beside its MNIST test accuracy, a confusion matrix, and the digits
     every model gets wrong."""
@@ -65,12 +69,11 @@ def compare_section(names: list[str]) -> None:
         st.info("No saved digits yet: save some from the Draw page to test the models on your own handwriting.")
         return
     meta = {e.name: e.metadata for e in state.models()}
-    rows = [{"model": n, "my digits accuracy": report["models"][n]["accuracy"],
-             "MNIST test accuracy": meta.get(n, {}).get("test", {}).get("accuracy"),
-             "parent": meta.get(n, {}).get("parent") or ""} for n in names]
+    rows = [{"model": n, "my digits accuracy": _percent(report["models"][n]["accuracy"]),
+             "MNIST test accuracy": _percent(meta.get(n, {}).get("test", {}).get("accuracy")),
+             "fine-tuned from": meta.get(n, {}).get("parent") or ""} for n in names]
     st.caption(f"{len(report['y'])} of your digits, saved from the Draw page (see My digits).")
-    st.dataframe(pd.DataFrame(rows), hide_index=True, key="my_digits_table", column_config={
-        c: st.column_config.NumberColumn(format="percent") for c in ("my digits accuracy", "MNIST test accuracy")})
+    st.container(key="my_digits_table").table(pd.DataFrame(rows).set_index("model"))
     left, right = st.columns(2)
     pick = left.selectbox("Confusion matrix on my digits for", names, key="compare_my_confusion")
     left.plotly_chart(charts.confusion_matrix(report["models"][pick]["confusion_matrix"]), config=PLAIN)
