@@ -328,6 +328,44 @@ def test_case04_two_concurrent_saves_to_one_name(registry_with, tmp_path):
         assert registry.load(name).output_shape == (None, 10)
 
 
+def test_case04_racing_overwrites_are_serialised_by_the_registry_lock(registry_with, monkeypatch):
+    """Deterministic interleaving: save A stops right after moving the old model aside; save B then runs.
+    B must wait for A's move to finish (the lock); without it B lands in the gap and A's move fails."""
+    import threading
+
+    models = registry_with("keep", "other")
+    new_a, new_b = registry.load("keep"), registry.load("other")
+    a_paused, b_done, errors = threading.Event(), threading.Event(), []
+    real_rename = os.rename
+
+    def rename(src, dst):
+        real_rename(src, dst)
+        if threading.current_thread().name == "save-a" and "-old-" in Path(dst).name:
+            a_paused.set()
+            b_done.wait(3)  # with the lock B cannot finish meanwhile, so this times out
+
+    def save(model, tag):
+        try:
+            registry.save("keep", model, {"tag": tag}, overwrite=True)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append((tag, exc))
+        if tag == "b":
+            b_done.set()
+
+    monkeypatch.setattr(registry.os, "rename", rename)
+    a = threading.Thread(target=save, args=(new_a, "a"), name="save-a")
+    a.start()
+    assert a_paused.wait(60)
+    b = threading.Thread(target=save, args=(new_b, "b"), name="save-b")
+    b.start()
+    a.join(60)
+    b.join(60)
+    assert errors == []
+    assert registry.read_metadata("keep")["tag"] == "b"  # B waited, then replaced A's model whole
+    assert temp_leftovers(models) == []
+    assert registry.inspect("keep").ok
+
+
 # ---------- case 5: names cannot escape ----------
 
 
