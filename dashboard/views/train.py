@@ -51,20 +51,20 @@ def _live(job_id: str) -> None:
         text = (f"Epoch {p['epoch']}/{p['epochs']} · batch {p['batch']}/{p['steps']} · "
                 f"{_duration(p['elapsed'])} elapsed · ETA {_duration(p['eta'])}")
     st.progress(p["fraction"], text=text)
-    stopping = jobs.stop_requested(job_id)
-    if st.button("Stopping..." if stopping else "Stop", disabled=stopping, key="train_stop"):
-        jobs.stop(job_id)
-        st.rerun(scope="fragment")
+    # Drawn from the start, empty until the first batch: the browser loads the chart code while TensorFlow starts.
     points = job.curve_points()
-    if points:
-        left, right = st.columns(2)
-        left.plotly_chart(charts.training_curves({job.name: points}, "loss"), key="live_loss")
-        right.plotly_chart(charts.training_curves({job.name: points}, "accuracy"), key="live_accuracy")
+    left, right = st.columns(2)
+    left.plotly_chart(charts.training_curves({job.name: points}, "loss"), key="live_loss")
+    right.plotly_chart(charts.training_curves({job.name: points}, "accuracy"), key="live_accuracy")
 
 
 def _job_panel(job: jobs.JobStatus) -> None:
     if job.running:
         st.subheader(f"Training {job.name}")
+        # Outside the fragment, so the button is not redrawn every second under the user's pointer.
+        stopping = jobs.stop_requested(job.id)
+        st.button("Stopping at the next batch..." if stopping else "Stop", disabled=stopping, key="train_stop",
+                  on_click=jobs.stop, args=(job.id,))
         _live(job.id)
     elif job.state == "done":
         st.subheader(f"Last run: {job.name}")
