@@ -55,7 +55,7 @@ def map_points(emap: inspect.EmbeddingMap, x_test: np.ndarray) -> pd.DataFrame:
     """One row per mapped test image; `image` is a PNG data URL, which Vega's tooltip shows as the picture."""
     def url(img):
         buf = io.BytesIO()
-        Image.fromarray(img).save(buf, "PNG", optimize=True)
+        Image.fromarray(img).resize((56, 56), Image.Resampling.NEAREST).save(buf, "PNG", optimize=True)
         return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
     wrong = emap.predicted != emap.labels
@@ -186,6 +186,6 @@ st.plotly_chart(charts.image_grid(list(mnist.x_train[nb.indices]), [f"{lab} (d={
 st.subheader("Embedding map")
 emap, points = _map(name, stamp)
 st.caption(f"{MAP_POINTS:,} test images on the first two principal axes of the penultimate layer "
-           f"({emap.explained.sum():.0%} of its variance); crosses are misclassified, the star is this input. "
+           f"({emap.explained.sum():.0%} of its variance); crosses are misclassified, the black diamond is this input. "
            "Hover a point to see the image.")
 st.vega_lite_chart(points, embedding_spec(result["place"]), width="stretch")
