@@ -533,7 +533,8 @@ def describe(space: dict, settings: dict) -> str:
     n_val = int(round(limit * specs.preset(BASE_PRESET).config.validation_split))  # as data.split does
     return (f"each trial: {settings['base']} with {'; '.join(dims)}; trained on the first {limit:,} training images "
             f"({limit - n_val:,} train / {n_val:,} validation), "
-            f"{settings['epochs']} epochs unless searched; median pruning; the test set is not used")
+            f"{settings['epochs']} epoch{'s' if settings['epochs'] != 1 else ''} unless searched; median pruning; "
+            "the test set is not used")
 
 
 def _settle_stale(study, heartbeat: int) -> None:
