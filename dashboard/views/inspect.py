@@ -151,7 +151,10 @@ if result["cam"] is not None:
     cols[1].image(inspect.tint(input28, result["cam"], 6), caption=f"Grad-CAM for {cls} at {insp.cam_layer}: "
                   "where the last conv layer found evidence")
 cols[-1].caption("Both maps are scaled to their own maximum. Saliency asks which single pixels matter; Grad-CAM "
-                 "asks which regions the last convolutional features respond to for this class.")
+                 "asks which regions the last convolutional features respond to for this class." if insp.kind == "cnn"
+                 else "Scaled to its maximum. An MLP has no conv layers, so no Grad-CAM. Speckle on the blank border "
+                 "is real: pixels that are blank in every training image never change their first-layer weights, "
+                 "which keep their random start.")
 
 st.subheader("Layers")
 st.dataframe(pd.DataFrame(result["table"]), hide_index=True, height=35 * len(result["table"]) + 38, column_config={
