@@ -571,7 +571,7 @@ def save_best(name: str, model_name: str, *, storage_url: str | None = None, tra
         raise LabError(f"a model named {model_name!r} already exists; pick another name")
     study = load_study(name, open_storage(storage_url))
     number, value, params = best_params(study)
-    settings = study.user_attrs["settings"]
+    settings = study.user_attrs.get("settings", {"train_limit": DEFAULT_TRAIN_LIMIT, "epochs": DEFAULT_EPOCHS})
     limit = settings["train_limit"] if train_limit is None else train_limit
     mnist = training_images(limit)
     spec, config = build_trial(params, settings["epochs"], len(mnist.x_train))
