@@ -22,6 +22,14 @@ import keras  # noqa: E402, F401  (every page needs it; imported here so the fre
 if gc.get_freeze_count() == 0:
     gc.freeze()
 
+# Streamlit's cleanup after every script run (fragment runs too) also empties TensorFlow's kernel cache
+# (keras.backend.clear_session), so the next prediction rebuilt its kernels: 0.1-0.4 s added to every
+# stroke on /draw. The lab keeps no per-run Keras state worth clearing (models are cached on purpose).
+from streamlit.runtime.scriptrunner import script_runner  # noqa: E402
+
+if hasattr(script_runner, "_clean_problem_modules"):
+    script_runner._clean_problem_modules = lambda: None
+
 st.set_page_config(page_title="MNIST Model Lab", page_icon="✍️", layout="wide")
 
 pages = [
