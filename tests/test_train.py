@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -118,6 +122,41 @@ def test_same_spec_config_seed_give_identical_results(small_mnist, spec):
     assert evaluate.metrics(runs[0], small_mnist.y_test)["accuracy"] > 0.3  # 20 steps of learning: well above chance
     other = fit(spec, TrainConfig(epochs=1, batch_size=50, seed=12), mnist=half).model
     assert not np.array_equal(evaluate.probabilities(other, small_mnist.x_test), runs[0])  # the seed matters
+
+
+REPRO_SCRIPT = """
+import hashlib, sys
+import numpy as np
+from mnist_core import evaluate
+from mnist_core.data import Mnist
+from mnist_core.spec import DenseLayer, ModelSpec, TrainConfig
+from mnist_core.train import fit
+
+with np.load(sys.argv[1]) as npz:
+    half = Mnist(npz["x_train"][:1000], npz["y_train"][:1000], None, None, source="fixture half")
+    x_test = npz["x_test"]
+model = fit(ModelSpec(kind="mlp", dense_layers=[DenseLayer(32)]), TrainConfig(epochs=1, batch_size=50, seed=11),
+            mnist=half).model
+print(hashlib.sha256(evaluate.probabilities(model, x_test).tobytes()).hexdigest())
+"""
+
+
+def test_reproducible_across_processes(tmp_path, small_mnist):
+    # A fresh process (own thread pool, own hash seed) trains the same spec, config and seed as this one.
+    import hashlib
+
+    fixture = Path(__file__).parent / "fixtures" / "mnist_small.npz"
+    script = tmp_path / "repro.py"
+    script.write_text(REPRO_SCRIPT)
+    root = Path(__file__).resolve().parent.parent
+    run = subprocess.Popen([sys.executable, str(script), str(fixture)], cwd=root, text=True,
+                           env=dict(os.environ, PYTHONPATH=str(root)), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    half = Mnist(small_mnist.x_train[:1000], small_mnist.y_train[:1000], None, None, source="fixture half")
+    model = fit(SMALL_MLP, TrainConfig(epochs=1, batch_size=50, seed=11), mnist=half).model
+    here = hashlib.sha256(evaluate.probabilities(model, small_mnist.x_test).tobytes()).hexdigest()
+    out, err = run.communicate(timeout=300)
+    assert run.returncode == 0, err[-2000:]
+    assert out.strip().splitlines()[-1] == here
 
 
 def test_time_batches_is_plausible(small_mnist):
