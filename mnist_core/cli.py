@@ -331,7 +331,8 @@ def cmd_explore(args) -> None:
         emit({"event": "failed", "message": str(exc).splitlines()[0] if str(exc) else type(exc).__name__})
         raise
     print()
-    _print_table(result.rows, list(dict.fromkeys(k for r in result.rows for k in r)))
+    rows = [{**r, "seconds": f"{r['seconds']:.1f}" if r["seconds"] is not None else None} for r in result.rows]
+    _print_table(rows, list(dict.fromkeys(k for r in rows for k in r)))
     try:
         number, value, params = search.best_params(result.study)
         print(f"\nbest: trial {number}, validation accuracy {value:.4f}, params {json.dumps(params)}")
