@@ -46,14 +46,17 @@ def app(app_server, monkeypatch):
         jobs.wait(running.id, timeout=120)
 
 
-def choose(page, selectbox, option: str) -> None:
-    """Pick an option of a selectbox; a rerun that lands while the list is open closes it, so retry."""
+def choose(page, app, selectbox, option: str, then) -> None:
+    """Pick an option of a selectbox and wait for `then` (a locator) to show the effect. A rerun landing while
+    the list is open closes it, so retry."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-    for _ in range(3):
-        selectbox.click()
+    for _ in range(4):
+        app.wait_idle(page)
         try:
+            selectbox.click(timeout=10_000)
             page.get_by_role("option", name=option, exact=True).click(timeout=10_000)
+            then.wait_for(timeout=30_000)
             return
         except PlaywrightTimeout:
             page.keyboard.press("Escape")
@@ -64,8 +67,8 @@ def set_up_training(page, app, epochs: int, name: str | None = None) -> str:
     """On /train: pick the smallest MLP preset, set the epochs (and the name); return the name to be saved."""
     app.open(page, "/train")
     sidebar = page.get_by_test_id("stSidebar")
-    choose(page, sidebar.get_by_test_id("stSelectbox").filter(has_text="Preset"), SMALLEST_MLP)
-    page.get_by_role("heading", name=f"Model: mlp-d28-d28 (preset {SMALLEST_MLP})").wait_for()
+    choose(page, app, sidebar.get_by_test_id("stSelectbox").filter(has_text="Preset"), SMALLEST_MLP,
+           then=page.get_by_role("heading", name=f"Model: mlp-d28-d28 (preset {SMALLEST_MLP})"))
     app.wait_idle(page)
     epochs_box = sidebar.get_by_test_id("stNumberInput").filter(has_text="epochs").locator("input")
     epochs_box.fill(str(epochs))
