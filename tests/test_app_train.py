@@ -149,3 +149,9 @@ def test_a_finished_job_shows_the_saved_models_results(registry_with, isolated_d
     assert "Confusion matrix" in headings
     assert any(h.startswith("Misclassified test digits (") for h in headings)
     assert at.text_input(key="train_name").value == "mlp-d128-d128"
+
+
+def test_missing_mnist_is_one_error_line(monkeypatch, tmp_path):
+    monkeypatch.setenv("MNIST_DATA", str(tmp_path / "nowhere.npz"))
+    at = open_train()
+    assert len(at.error) == 1 and "MNIST is not downloaded yet" in at.error[0].value

@@ -101,7 +101,11 @@ with right:
     if job and job.running:
         st.caption("The estimate waits until the running job ends: timing now would slow it down and be wrong.")
     else:
-        per_epoch = state.epoch_seconds(specs.bundle_json(spec, config))
+        try:
+            per_epoch = state.epoch_seconds(specs.bundle_json(spec, config))
+        except LabError as exc:  # e.g. MNIST not downloaded yet
+            st.error(str(exc))
+            st.stop()
         st.metric("Measured time per epoch", _duration(per_epoch),
                   help="Timed on a few real training batches on this machine, not guessed.")
         epochs = f"{config.epochs} epoch{'s' if config.epochs > 1 else ''}"
