@@ -41,11 +41,10 @@ def show(name: str) -> None:
         event = st.plotly_chart(fig, on_select="rerun", selection_mode="points", key=f"cm_pick_{name}")
     with right:
         st.subheader("Per class")
-        table = pd.DataFrame({"digit": range(10), "precision": test["precision"], "recall": test["recall"],
-                              "f1": test["f1"]})
+        table = pd.DataFrame({"digit": range(10), "precision": test["precision"], "recall": test["recall"]})
         st.dataframe(table, hide_index=True, column_config={
             k: st.column_config.ProgressColumn(k, format="percent", min_value=0.0, max_value=1.0)
-            for k in ("precision", "recall", "f1")})
+            for k in ("precision", "recall")})
 
     points = event.selection.points if event else []
     if points:
