@@ -155,3 +155,15 @@ def test_missing_mnist_is_one_error_line(monkeypatch, tmp_path):
     monkeypatch.setenv("MNIST_DATA", str(tmp_path / "nowhere.npz"))
     at = open_train()
     assert len(at.error) == 1 and "MNIST is not downloaded yet" in at.error[0].value
+
+
+def test_the_spec_survives_a_page_switch():
+    at = open_train()
+    at.selectbox(key="sb_preset").set_value("mlp-2x512").run()
+    at.number_input(key="sb_d1_units").set_value(100).run()
+    at.switch_page("views/home.py").run()
+    at.switch_page("views/train.py").run()
+    assert not at.exception
+    spec, config = bundle(at)
+    assert [d.units for d in spec.dense_layers] == [512, 100] and config.optimizer == "rmsprop"
+    assert at.number_input(key="sb_d1_units").value == 100
