@@ -37,6 +37,7 @@ class JobStatus:
     events: list[dict] = field(default_factory=list)
     started: float = 0.0
     message: str = ""
+    kind: str = "train"  # "train" (training, fine-tuning) or "explore" (hyperparameter searches, save-best)
 
     @property
     def running(self) -> bool:
@@ -131,7 +132,7 @@ def status(job_id: str) -> JobStatus:
         state, message = "running", ""
     else:
         state, message = "failed", "the training process ended without finishing (killed or crashed)"
-    return JobStatus(job_id, info["name"], state, events, info["started"], message)
+    return JobStatus(job_id, info["name"], state, events, info["started"], message, info.get("kind", "train"))
 
 
 def all_jobs() -> list[JobStatus]:
@@ -152,8 +153,9 @@ def current() -> JobStatus | None:
     return next((j for j in all_jobs() if j.running), None)
 
 
-def latest() -> JobStatus | None:
-    jobs = all_jobs()
+def latest(kind: str = "train") -> JobStatus | None:
+    """The newest job of this kind (the Train page shows training jobs, not searches)."""
+    jobs = [j for j in all_jobs() if j.kind == kind]
     return jobs[0] if jobs else None
 
 
@@ -203,14 +205,15 @@ def _new_job(name: str) -> tuple[Path, str]:
     return folder, job_id
 
 
-def _launch(folder: Path, job_id: str, name: str, args: list[str]) -> JobStatus:
+def _launch(folder: Path, job_id: str, name: str, args: list[str], kind: str = "train") -> JobStatus:
     cmd = [sys.executable, "-m", "mnist_core", *args, "--name", name, "--events", str(folder / EVENTS),
            "--stop-file", str(folder / STOP), "--job-id", job_id]
     log = open(folder / "log.txt", "wb")
     proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, start_new_session=True, env=os.environ.copy())
     log.close()
-    (folder / INFO).write_text(json.dumps({"id": job_id, "name": name, "pid": proc.pid, "started": time.time()}))
+    (folder / INFO).write_text(json.dumps({"id": job_id, "name": name, "pid": proc.pid, "started": time.time(),
+                                           "kind": kind}))
     return status(job_id)
 
 

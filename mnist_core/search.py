@@ -605,14 +605,15 @@ def start_search_job(study: str, space: dict | None, *, n_trials: int, workers: 
     check_study_name(study)
     if space is not None:
         make_sampler(sampler, normalise_space(space), None)  # bad values fail here, not in a dead job's log
-    folder, job_id = _job_folder()
     args = ["explore", "--study", study, "--trials", str(n_trials), "--workers", str(workers), "--sampler", sampler]
-    if space is not None:
-        (folder / "space.json").write_text(json.dumps(space))
-        args += ["--space", str(folder / "space.json")]
     args += ["--train-limit", str(train_limit)] if train_limit is not None else []
-    args += ["--epochs", str(epochs)] if epochs is not None else []
-    return jobs._launch(folder, job_id, f"explore:{study}", args)
+    args += ["--train-epochs", str(epochs)] if epochs is not None else []
+    with jobs._one_start_at_a_time():  # one job at a time, across sessions and processes
+        folder, job_id = _job_folder()
+        if space is not None:
+            (folder / "space.json").write_text(json.dumps(space))
+            args += ["--space", str(folder / "space.json")]
+        return jobs._launch(folder, job_id, f"explore:{study}", args, kind="explore")
 
 
 def start_save_job(study: str, model_name: str, train_limit: int | None = None):
@@ -622,7 +623,8 @@ def start_save_job(study: str, model_name: str, train_limit: int | None = None):
     registry.check_name(model_name)
     if registry.exists(model_name):
         raise LabError(f"a model named {model_name!r} already exists; pick another name")
-    folder, job_id = _job_folder()
     args = ["explore", "--study", study, "--save-best", model_name]
     args += ["--train-limit", str(train_limit)] if train_limit is not None else []
-    return jobs._launch(folder, job_id, model_name, args)
+    with jobs._one_start_at_a_time():
+        folder, job_id = _job_folder()
+        return jobs._launch(folder, job_id, model_name, args, kind="explore")

@@ -81,7 +81,9 @@ def test_start_a_study_from_the_sidebar_runs_a_background_job(app_page):
     at.run()
     assert not at.exception
     study = search.load_study("fromui", search.open_storage())
-    assert len(study.trials) == 1 and study.user_attrs["settings"]["train_limit"] == 1000
+    assert len(study.trials) == 1 and set(study.user_attrs["space"]) == {"blocks", "layers", "dense"}
+    assert study.user_attrs["settings"]["train_limit"] == 1000 and study.user_attrs["settings"]["epochs"] == 1
+    assert jobs.latest() is None and jobs.latest("explore").id == job.id  # the Train page shows training jobs only
     assert study.trials[0].state == optuna.trial.TrialState.COMPLETE
 
 
