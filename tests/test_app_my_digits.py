@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import io
+
+import numpy as np
 import pytest
+from PIL import Image
 
 from mnist_core import jobs, my_digits, registry
 from tests.test_my_digits import drawing
@@ -97,3 +101,48 @@ def test_fine_tune_from_the_page(open_my_digits, registry_with, small_mnist):
     table = at.dataframe[0].value
     assert list(table.columns) == ["accuracy on", "before (tiny)", "after (tiny-mine)"]
     assert registry.read_metadata("tiny-mine")["parent"] == "tiny"
+
+
+def _upload_digit(at, mnist, i: int):
+    buf = io.BytesIO()
+    Image.fromarray(255 - np.asarray(Image.fromarray(mnist.x_test[i]).resize((280, 280)))).save(buf, "PNG")
+    at.file_uploader(key="draw_upload").set_value((f"digit{i}.png", buf.getvalue(), "image/png")).run()
+    return at
+
+
+def test_draw_page_saves_with_the_confirmed_or_corrected_label(app_page, registry_with, full_mnist):
+    registry_with(default=True)
+    at = _upload_digit(app_page("views/draw.py"), full_mnist, 0)
+    label = int(full_mnist.y_test[0])
+    box = at.selectbox(key=f"my_save_label_{label}")
+    assert box.value == label  # proposes the prediction
+    next(b for b in at.button if b.label == "Save to my digits").click().run()
+    assert not at.exception and f"Saved to my digits as a {label}" in at.success[0].value
+    at.selectbox(key=f"my_save_label_{label}").set_value(3).run()  # the user corrects it
+    next(b for b in at.button if b.label == "Save to my digits").click().run()
+    saved = my_digits.all_digits()
+    assert [d.label for d in saved] == [label, 3]
+    assert np.asarray(Image.open(io.BytesIO(saved[0].png))).shape == (280, 280)
+
+
+def test_draw_page_with_a_damaged_database_still_predicts(app_page, registry_with, full_mnist, db):
+    registry_with(default=True)
+    db.write_bytes(b"garbage" * 100)
+    at = _upload_digit(app_page("views/draw.py"), full_mnist, 1)
+    next(b for b in at.button if b.label == "Save to my digits").click().run()
+    assert not at.exception and "damaged" in at.error[0].value
+    assert next(m for m in at.metric if m.label == "Prediction").value == str(full_mnist.y_test[1])
+
+
+def test_compare_shows_accuracy_on_my_digits(app_page, registry_with, small_mnist):
+    registry_with("tiny", default=True)
+    my_digits.add_many([drawing(small_mnist, i) for i in range(12)])
+    at = app_page("views/compare.py")
+    assert not at.exception
+    assert "My digits" in [s.value for s in at.subheader]
+    table = at.table[0].value
+    assert set(table.index) == set(at.multiselect(key="compare_pick").value)
+    report = my_digits.evaluate_models({n: registry.load(n) for n in table.index})
+    for name in table.index:
+        assert table.loc[name, "my digits accuracy"] == f"{report['models'][name]['accuracy']:.1%}"
+    assert "12 of your digits" in " ".join(c.value for c in at.caption)

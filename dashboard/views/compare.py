@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, state
+from dashboard import charts, my_digits_ui, state
 from mnist_core import compare, evaluate, registry
 from mnist_core.errors import LabError
 
@@ -167,6 +167,7 @@ else:
             _two_models(*picked)
         st.subheader("Per-class accuracy")
         st.plotly_chart(charts.per_class_bars({n: meta[n]["test"]["recall"] for n in picked}))
+        my_digits_ui.compare_section(picked)
 st.divider()
 st.subheader("Rename or delete")
 _manage(entries)

@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas  # must be imported inside the running app
 
-from dashboard import charts, state
+from dashboard import charts, my_digits_ui, state
 from mnist_core import preprocess
 from mnist_core.errors import LabError
 
@@ -51,6 +51,7 @@ def show_prediction(prepared, prediction, upload) -> None:
     seen.plotly_chart(charts.image_grid([prepared.input], ["what the model sees (28x28)"], cols=1, tile_px=150),
                       config={"displayModeBar": False})
     st.plotly_chart(charts.probability_bars(prediction.probabilities), config={"displayModeBar": False})
+    my_digits_ui.save_control(prepared.steps["grayscale"], prepared.input, prediction.digit)
 
 
 def show_steps(prepared) -> None:
