@@ -22,7 +22,7 @@ def storage():
 
 def _running_job() -> jobs.JobStatus | None:
     job = jobs.current()
-    return job if job and (job.name.startswith("explore:") or ss.get("explore_save_job") == job.id) else None
+    return job if job and job.kind == "explore" else None  # a search or a save-best retraining
 
 
 def _sidebar(studies: list[str]) -> None:
