@@ -51,7 +51,7 @@ def _report(names: tuple, stamps: tuple, db_stamp: tuple) -> dict | None:
 
 
 def _percent(value) -> str:
-    return "—" if value is None else f"{value:.1%}"
+    return "—" if value is None else f"{value:.2%}"
 
 
 def compare_section(names: list[str]) -> None:

@@ -21,7 +21,7 @@ from mnist_core import data as mnist_data
 from mnist_core import evaluate, my_digits, registry
 from mnist_core import spec as specs
 from mnist_core.errors import LabError
-from mnist_core.train import _EventCallback, compile_model, make_dataset
+from mnist_core.train import _EventCallback, compile_model, eval_images_per_second, make_dataset
 
 MNIST_SAMPLE = 6000
 MY_SHARE = 0.1  # of each epoch's images
@@ -95,6 +95,7 @@ def fine_tune(parent: str, name: str, epochs: int = 1, learning_rate: float = 1e
         "fine_tune": summary,
         "history": callback.history,
         "test": after_test,
+        "eval_images_per_second": eval_images_per_second(model, mnist.x_test),
         "parameters": int(model.count_params()),
         "train_seconds": round(time.perf_counter() - started, 2),
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__},

@@ -144,5 +144,5 @@ def test_compare_shows_accuracy_on_my_digits(app_page, registry_with, small_mnis
     assert set(table.index) == set(at.multiselect(key="compare_pick").value)
     report = my_digits.evaluate_models({n: registry.load(n) for n in table.index})
     for name in table.index:
-        assert table.loc[name, "my digits accuracy"] == f"{report['models'][name]['accuracy']:.1%}"
+        assert table.loc[name, "my digits accuracy"] == f"{report['models'][name]['accuracy']:.2%}"
     assert "12 of your digits" in " ".join(c.value for c in at.caption)

@@ -194,6 +194,7 @@ def test_fine_tune_saves_a_child_naming_its_parent(small_mnist, registry_with):
     for when in ("before", "after"):
         assert 0 <= saved["fine_tune"][when]["my_digits_accuracy"] <= 1
     assert saved["test"]["n"] == len(small_mnist.y_test) == meta["test"]["n"]
+    assert saved["eval_images_per_second"] > 0
     assert saved["fine_tune"]["after"]["mnist_test_accuracy"] == saved["test"]["accuracy"]
     assert [e["event"] for e in events][0] == "start" and events[-1]["event"] == "done"
     assert registry.inspect("tiny").ok  # the parent is untouched

@@ -1,0 +1,87 @@
+"""My handwriting, end to end in the browser: draw three digits on /draw and save them with their labels,
+inspect the last drawing on /inspect, see the three on /my-digits, fine-tune the default model one epoch on
+them, and find the new model on /compare with its accuracy on "my digits".
+
+Screenshots: tests/artifacts/inspect_drawn_digit.png, my_digits_saved.png, my_digits_fine_tuned.png,
+compare_my_digits.png.
+"""
+
+import json
+
+import pytest
+
+from tests.browser.conftest import ARTIFACTS, screenshot
+from tests.browser.test_draw import STROKES, WAIT_FOR_DIGIT, _canvas_box, _draw
+
+MARK_MOUSEUP = "window.addEventListener('mouseup', () => { window.__mouseup = performance.now(); }, true)"
+
+
+def _selected(selectbox) -> str:
+    """The shown value of a Streamlit selectbox (its text, or the value of its search input)."""
+    inputs = selectbox.locator("input")
+    value = inputs.first.input_value() if inputs.count() else ""
+    return value or selectbox.inner_text().splitlines()[-1].strip()
+
+
+def _go(page, app_server, title: str) -> None:
+    """Follow the sidebar link, so the browser session (and the drawing in it) is kept."""
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name=title, exact=True).click()
+    page.get_by_role("heading", name=title, exact=True).wait_for()
+    app_server.wait_idle(page, 180_000)
+
+
+@pytest.mark.browser
+def test_save_inspect_fine_tune_compare(page, app_server):
+    page.set_default_timeout(120_000)
+    app_server.open(page, "/draw")
+    page.get_by_text("draw a digit").wait_for()
+    page.evaluate(MARK_MOUSEUP)
+    for digit, strokes in STROKES.items():
+        box = _canvas_box(page)
+        page.locator("canvas.upper-canvas").evaluate("c => c.setAttribute('data-used', '1')")
+        _draw(page, box, strokes)
+        page.wait_for_function(WAIT_FOR_DIGIT, arg=digit, polling="raf", timeout=60_000)
+        app_server.wait_idle(page)
+        # The label box proposes the prediction; the user confirms it.
+        label_box = page.get_by_test_id("stSelectbox").filter(has_text="Label (confirm or correct)")
+        assert _selected(label_box) == str(digit), label_box.inner_html()[:2000]
+        page.get_by_role("button", name="Save to my digits").click()
+        page.get_by_text(f"Saved to my digits as a {digit}").wait_for()
+        app_server.wait_idle(page)
+        if digit != 7:
+            page.get_by_role("button", name="Clear").click()
+            page.get_by_text("draw a digit").wait_for()
+            app_server.wait_idle(page)
+
+    # The 7 is still on the canvas: look inside the model at it.
+    _go(page, app_server, "Inspect")
+    page.get_by_test_id("stButtonGroup").get_by_text("Drawing from /draw").click()
+    page.get_by_text("your drawing from /draw").wait_for()
+    app_server.wait_idle(page, 180_000)
+    page.get_by_text("Feature maps of this input").wait_for()
+    page.get_by_text("gradient saliency for 7").wait_for()
+    page.wait_for_timeout(3000)  # plotly and vega draw after the script ends
+    screenshot(page, ARTIFACTS / "inspect_drawn_digit.png")
+
+    _go(page, app_server, "My digits")
+    tiles = page.locator('[class*="st-key-my_tile_"]')
+    assert tiles.count() == 3
+    assert sorted(_selected(t.get_by_test_id("stSelectbox")) for t in tiles.all()) == ["0", "1", "7"]
+    screenshot(page, ARTIFACTS / "my_digits_saved.png")
+
+    page.get_by_role("button", name="Fine-tune").click()
+    page.get_by_text("Saved default-mine, fine-tuned from default on 3").wait_for(timeout=600_000)
+    app_server.wait_idle(page)
+    screenshot(page, ARTIFACTS / "my_digits_fine_tuned.png")
+    meta = json.loads((app_server.models_dir / "default-mine" / "metadata.json").read_text())
+    assert meta["parent"] == "default" and meta["fine_tune"]["my_digits"] == 3
+
+    _go(page, app_server, "Compare")
+    page.get_by_role("heading", name="My digits").wait_for()
+    table = page.locator('[class*="st-key-my_digits_table"]')
+    table.wait_for()
+    page.wait_for_timeout(2000)
+    table.scroll_into_view_if_needed()
+    screenshot(page, ARTIFACTS / "compare_my_digits.png")
+    text = table.inner_text()
+    assert "default-mine" in text and "%" in text
