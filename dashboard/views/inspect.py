@@ -65,12 +65,16 @@ def map_points(emap: inspect.EmbeddingMap, x_test: np.ndarray) -> pd.DataFrame:
                          "image": [url(x_test[i]) for i in emap.indices]})
 
 
-def embedding_spec(place: np.ndarray) -> dict:
-    """Vega-Lite: the mapped test images coloured by label, misclassified ones as crosses, this input as a diamond."""
-    star = {"values": [{"x": float(place[0]), "y": float(place[1]), "what": "this input"}]}
-    return {"height": 520, "layer": [
+def embedding_spec(points: pd.DataFrame, place: np.ndarray) -> dict:
+    """Vega-Lite: the mapped test images coloured by label, misclassified ones as crosses, this input as a diamond.
+
+    The input's point travels as a named dataset, so the spec stays the same from input to input and the
+    browser only moves the diamond instead of redrawing 2,000 points.
+    """
+    star = pd.DataFrame({"x": [float(place[0])], "y": [float(place[1])], "what": ["this input"]})
+    return {"height": 520, "datasets": {"points": points, "this_input": star}, "layer": [
         {"params": [{"name": "zoom", "select": "interval", "bind": "scales"}],  # one layer only: names must be unique
-         "mark": {"type": "point", "filled": True, "opacity": 0.6}, "encoding": {
+         "data": {"name": "points"}, "mark": {"type": "point", "filled": True, "opacity": 0.6}, "encoding": {
             "x": {"field": "x", "type": "quantitative", "title": "PC 1"},
             "y": {"field": "y", "type": "quantitative", "title": "PC 2"},
             "color": {"field": "label", "type": "nominal", "scale": {"scheme": "category10"}},
@@ -78,7 +82,7 @@ def embedding_spec(place: np.ndarray) -> dict:
                       "scale": {"domain": ["right", "misclassified"], "range": ["circle", "cross"]}},
             "size": {"condition": {"test": "datum.kind == 'misclassified'", "value": 90}, "value": 25},
             "tooltip": [{"field": f} for f in ("image", "index", "label", "predicted")]}},
-        {"data": star, "mark": {"type": "point", "shape": "diamond", "size": 500, "filled": True, "color": "black",
+        {"data": {"name": "this_input"}, "mark": {"type": "point", "shape": "diamond", "size": 500, "filled": True, "color": "black",
                                 "stroke": "white", "strokeWidth": 2},
          "encoding": {"x": {"field": "x", "type": "quantitative"}, "y": {"field": "y", "type": "quantitative"},
                       "tooltip": [{"field": "what"}]}}]}
@@ -191,4 +195,4 @@ emap, points = _map(name, stamp)
 st.caption(f"{MAP_POINTS:,} test images on the first two principal axes of the penultimate layer "
            f"({emap.explained.sum():.0%} of its variance); crosses are misclassified, the black diamond is this input. "
            "Hover a point to see the image.")
-st.vega_lite_chart(points, embedding_spec(result["place"]), width="stretch")
+st.vega_lite_chart(spec=embedding_spec(points, result["place"]), width="stretch")
