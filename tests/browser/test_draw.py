@@ -43,16 +43,17 @@ def _draw(page, canvas_box, strokes):
 def _canvas_box(page):
     """The drawing surface: Fabric.js stacks an upper canvas (which takes the mouse) over the drawn one.
 
-    Clear remounts the canvas, and the old one can linger for a moment after the rerun, so a canvas that was
-    drawn on is marked stale and only an unmarked one counts.
+    Clear remounts the canvas, and the old one can linger for a moment after the rerun, so the canvas returned
+    here is marked as used and only an unmarked one counts next time.
     """
-    canvas = page.locator("canvas.upper-canvas:not([data-used])")
+    canvas = page.locator("canvas.upper-canvas:not([data-used])").first
     canvas.wait_for(state="visible")
     # A stroke in the first moments of a fresh canvas was sometimes lost (1 run in 3 under load), and
     # no person draws within half a second of pressing Clear.
     page.wait_for_timeout(500)
     box = canvas.bounding_box()
     assert box and round(box["width"]) == 280 and round(box["height"]) == 280, box
+    canvas.evaluate("c => c.setAttribute('data-used', '1')")
     return box
 
 
@@ -63,9 +64,7 @@ def test_draw_three_digits_predicts_each(page, app_server):
     page.evaluate(MARK_MOUSEUP)
     latencies = {}
     for digit, strokes in STROKES.items():
-        box = _canvas_box(page)
-        page.locator("canvas.upper-canvas").evaluate("c => c.setAttribute('data-used', '1')")
-        _draw(page, box, strokes)
+        _draw(page, _canvas_box(page), strokes)
         try:
             handle = page.wait_for_function(WAIT_FOR_DIGIT, arg=digit, polling="raf", timeout=30_000)
         except PlaywrightTimeout:
