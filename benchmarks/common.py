@@ -90,7 +90,7 @@ def fmt(value, unit: str = "") -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        text = f"{value:.3g}" if abs(value) < 100 else f"{value:,.0f}"
+        text = f"{value:.4g}" if abs(value) < 1 else f"{value:.3g}" if abs(value) < 100 else f"{value:,.0f}"
     else:
         text = str(value)
     return f"{text} {unit}".strip()

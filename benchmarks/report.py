@@ -42,6 +42,14 @@ def section(results: list[dict]) -> str:
     tta = next((r for r in results if r["benchmark"] == "time_to_accuracy"), None)
     if tta:
         lines += [time_to_accuracy_line(tta["details"]), ""]
+    best = next((r for r in results if r["benchmark"] == "best_cnn"), None)
+    if best and best["details"].get("checks"):
+        checks, first = best["details"]["checks"], best["details"].get("first_check_at_99.5")
+        curve = ", ".join(f"{c['epochs']:g}: {c['test_accuracy']:.2%}" for c in checks if float(c["epochs"]).is_integer())
+        lines += [f"best-cnn test accuracy by epoch ({'partial run; ' if best['details'].get('partial') else ''}"
+                  f"1-minute load average {best['machine'].get('load_average_1min', 0):.1f} at the end): {curve}. "
+                  + (f"First at or above 99.5% after {first['epochs']:g} epochs, {first['seconds']:.0f} s."
+                     if first else "It never reached 99.5%."), ""]
     split = tta and tta["details"].get("fast_cnn_breakdown")
     if split:
         parts = ", ".join(f"{part} {us:.0f} µs" for part, us in split["microseconds_per_image"].items())
