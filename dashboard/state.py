@@ -12,7 +12,7 @@ import os
 import numpy as np
 import streamlit as st
 
-from mnist_core import data, explore, registry
+from mnist_core import browse, data, registry
 from mnist_core.errors import LabError
 from mnist_core.paths import models_dir
 from mnist_core.predict import Predictor, model_file_stamp
@@ -88,7 +88,7 @@ def usable_models() -> list[str]:
 @st.cache_resource(show_spinner=False)
 def _mean_images(cache_key: str) -> np.ndarray:
     m = mnist()
-    return explore.mean_images(m.x_train, m.y_train)
+    return browse.mean_images(m.x_train, m.y_train)
 
 
 def mean_images() -> np.ndarray:

@@ -4,7 +4,7 @@ import numpy as np
 import streamlit as st
 
 from dashboard import charts, state
-from mnist_core import explore
+from mnist_core import browse
 from mnist_core.errors import LabError
 
 SAMPLES_PER_DIGIT = 12
@@ -19,14 +19,14 @@ except LabError as exc:
     st.stop()
 
 st.subheader("Images per digit")
-st.plotly_chart(charts.class_distribution({"train": explore.class_counts(mnist.y_train),
-                                           "test": explore.class_counts(mnist.y_test)}))
+st.plotly_chart(charts.class_distribution({"train": browse.class_counts(mnist.y_train),
+                                           "test": browse.class_counts(mnist.y_test)}))
 
 st.subheader("Random training samples")
 st.session_state.setdefault("data_seed", 0)
 if st.button("Re-roll", icon=":material/casino:"):
     st.session_state.data_seed += 1
-picks = explore.samples_per_digit(mnist.y_train, SAMPLES_PER_DIGIT, st.session_state.data_seed)
+picks = browse.samples_per_digit(mnist.y_train, SAMPLES_PER_DIGIT, st.session_state.data_seed)
 st.caption("One row per digit, 0 to 9.")
 st.plotly_chart(charts.image_grid(mnist.x_train[picks.ravel()], cols=SAMPLES_PER_DIGIT, tile_px=48,
                                   hover=[f"train #{i}, label {mnist.y_train[i]}" for i in picks.ravel()]),
@@ -50,7 +50,7 @@ if model != "none":
         predicted = state.test_probabilities(model).argmax(axis=1)
     except LabError as exc:
         st.error(str(exc))
-chosen = explore.select(mnist.y_test, None if digit == "all" else digit, predicted,
+chosen = browse.select(mnist.y_test, None if digit == "all" else digit, predicted,
                         None if predicted is None or result == "all" else result == "correct")
 if not len(chosen):
     st.info("No test image matches these filters.")
