@@ -97,7 +97,7 @@ def main() -> None:
 
         def fast(img):
             prepared = to_mnist(img)
-            return default.predict(prepared.input)
+            return default.classify(prepared.input)
 
         def slow(img):
             prepared = to_mnist(img)
@@ -107,7 +107,7 @@ def main() -> None:
 
         def all_models(img):
             prepared = to_mnist(img)
-            return [p.predict(prepared.input) for p in predictors]
+            return [p.classify(prepared.input) for p in predictors]
 
         fast_passes, all_passes = [], []
         preprocess_ms = time_each(images, to_mnist)

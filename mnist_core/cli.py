@@ -230,7 +230,7 @@ def cmd_predict(args) -> None:
     predictor = Predictor.load(args.model)
     results = []
     for path, item in zip(paths, prepared, strict=False):
-        pred = predictor.predict(item.input)
+        pred = predictor.classify(item.input)
         results.append({"file": str(path), "prediction": pred.digit,
                         "probabilities": [round(float(v), 6) for v in pred.probabilities]})
     if args.json:

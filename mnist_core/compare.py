@@ -94,10 +94,10 @@ def single_image_latency_ms(predictor, images: np.ndarray, repeats: int = 50) ->
     """Mean wall time of one single-image prediction (what one canvas stroke costs), in milliseconds."""
     x = images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images
     for i in range(3):  # warm-up: the first call traces the function
-        predictor.predict(x[i % len(x)])
+        predictor.classify(x[i % len(x)])
     t0 = time.perf_counter()
     for i in range(repeats):
-        predictor.predict(x[i % len(x)])
+        predictor.classify(x[i % len(x)])
     return (time.perf_counter() - t0) / repeats * 1000
 
 

@@ -49,14 +49,14 @@ class Predictor:
                 return out
         return self._forward(x).numpy()
 
-    def predict(self, input28: np.ndarray) -> Prediction:
+    def classify(self, input28: np.ndarray) -> Prediction:
         probs = self.probabilities(input28)[0]
         digit = int(probs.argmax())
         return Prediction(digit, float(probs[digit]), probs)
 
     def predict_image(self, image) -> tuple[Prepared, Prediction | None]:
         prepared = to_mnist(image)
-        return prepared, (None if prepared.empty else self.predict(prepared.input))
+        return prepared, (None if prepared.empty else self.classify(prepared.input))
 
 
 def model_file_stamp(name: str) -> tuple:

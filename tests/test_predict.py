@@ -24,7 +24,7 @@ def test_predictor_equals_calling_the_model(default_predictor, small_mnist):
     fast = default_predictor.probabilities(x[..., 0])
     assert fast.shape == (64, 10) and fast.dtype == np.float32
     assert np.allclose(fast, direct, atol=1e-6)
-    one = default_predictor.predict(x[5, ..., 0])
+    one = default_predictor.classify(x[5, ..., 0])
     assert isinstance(one, Prediction)
     assert np.allclose(one.probabilities, direct[5], atol=1e-6)
     assert one.digit == int(direct[5].argmax()) and one.confidence == pytest.approx(float(direct[5].max()), abs=1e-6)
@@ -34,15 +34,15 @@ def test_default_model_reads_the_fixture_test_digits(default_predictor, small_mn
     probs = default_predictor.probabilities(data.normalise(small_mnist.x_test))
     accuracy = float((probs.argmax(1) == small_mnist.y_test).mean())
     assert accuracy >= 0.98  # the shipped model scores 99.3% on all 10,000; these are 1,000 of them
-    assert default_predictor.predict(small_mnist.x_test[0] / 255.0).digit == 7
+    assert default_predictor.classify(small_mnist.x_test[0] / 255.0).digit == 7
 
 
 def test_same_answers_from_many_threads(default_predictor, small_mnist):
     x = small_mnist.x_test[:40] / np.float32(255.0)
-    serial = [default_predictor.predict(img).probabilities for img in x]
+    serial = [default_predictor.classify(img).probabilities for img in x]
     fresh = Predictor(default_predictor.model)  # untraced: the first calls race to trace it
     with ThreadPoolExecutor(8) as pool:
-        parallel = list(pool.map(lambda img: fresh.predict(img).probabilities, x))
+        parallel = list(pool.map(lambda img: fresh.classify(img).probabilities, x))
     assert all(np.allclose(a, b, atol=1e-6) for a, b in zip(serial, parallel, strict=True))
 
 

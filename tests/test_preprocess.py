@@ -58,7 +58,7 @@ def test_real_digits_rendered_large_are_recognised(dark_on_light, small_mnist, d
         # MNIST was made this way, so the round trip lands close to the official image ...
         assert np.corrcoef(prepared.input.ravel(), digit.ravel())[0, 1] > 0.8, i
         # ... and the shipped model reads the right digit
-        assert default_predictor.predict(prepared.input).digit == label, i
+        assert default_predictor.classify(prepared.input).digit == label, i
         assert list(prepared.steps) == ["grayscale", "cropped", "fitted 20x20", "centred 28x28"]
         assert np.array_equal(prepared.steps["centred 28x28"], prepared.input)
 
@@ -75,7 +75,7 @@ def test_committed_scan_of_the_first_test_digit(small_mnist, default_predictor):
     assert_mnist_style(prepared.input, prepared.steps)
     assert prepared.steps["grayscale"].shape == (360, 360)
     assert np.corrcoef(prepared.input.ravel(), small_mnist.x_test[0].ravel())[0, 1] > 0.9
-    assert default_predictor.predict(prepared.input).digit == 7
+    assert default_predictor.classify(prepared.input).digit == 7
 
 
 def test_canvas_rgba_with_transparent_background(small_mnist):

@@ -64,7 +64,7 @@ def compare_models(input28) -> None:
     rows, probs = [], []
     for name in names:
         try:
-            p = state.predictor(name).predict(input28)
+            p = state.predictor(name).classify(input28)
         except LabError as exc:
             st.error(str(exc))
             continue
@@ -102,7 +102,7 @@ def drawing_area() -> None:
             st.session_state.pop("drawing_input", None)
             return
         st.session_state.drawing_input = prepared.input  # carried over to other pages (e.g. Inspect)
-        show_prediction(prepared, predictor.predict(prepared.input), upload)
+        show_prediction(prepared, predictor.classify(prepared.input), upload)
     if show_steps_on:
         show_steps(prepared)
     if compare_all:

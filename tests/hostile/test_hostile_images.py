@@ -133,7 +133,7 @@ def test_case08_every_image_mode_gives_the_same_input(digit, default_predictor):
     assert opened["I;16-full-range"].startswith("I") and opened["CMYK"] == "CMYK" and opened["1-bit"] == "1"
     assert opened["P-transparency"] == "P" and opened["LA-transparent"] == "LA"
     reference = preprocess.image_to_mnist(encoded["RGB"], "rgb.png").input
-    expected = default_predictor.predict(reference).digit
+    expected = default_predictor.classify(reference).digit
     assert expected == label
     for mode, data in encoded.items():
         x = preprocess.image_to_mnist(data, f"{mode}.png").input
@@ -141,7 +141,7 @@ def test_case08_every_image_mode_gives_the_same_input(digit, default_predictor):
         assert 0.0 <= x.min() and x.max() <= 1.0 and x.max() > 0.9, mode
         assert x[reference > 0.5].mean() > 0.6 and x[reference < 0.05].mean() < 0.1, f"{mode}: ink is not bright"
         assert np.abs(x - reference).mean() < 0.1, mode  # P and 1-bit lose the anti-aliasing: up to ~0.07
-        assert default_predictor.predict(x).digit == expected, mode
+        assert default_predictor.classify(x).digit == expected, mode
 
 
 # ---------- case 9: degenerate drawings ----------
