@@ -2,7 +2,7 @@
 
 Usage: .venv/bin/python benchmarks/run_all.py [--quick] [--best] [--only a,b] [--table]
   --quick   pass --quick to every benchmark (a smoke run of a few minutes)
-  --best    also train best-cnn (about 10 minutes more); otherwise its last stored result is shown
+  --best    also train best-cnn (about 7 minutes more); otherwise its last stored result is shown
   --table   run nothing, just print the table from benchmarks/results/*.json
 Results land in benchmarks/results/*.json; `benchmarks/report.py` puts them into README.md.
 """

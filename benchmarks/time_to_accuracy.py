@@ -15,7 +15,7 @@ the ratio (and favours neither model systematically).
 It also reports fast-cnn's training throughput as GFLOP/s against a float32 matmul measured in
 the same run, and splits the time per image into input pipeline, fixed per-step cost and kernels.
 
---best trains best-cnn once (about 10 minutes of CPU) and writes results/best_cnn.json.
+--best trains best-cnn once (about 7 minutes on an idle 2-core machine) and writes results/best_cnn.json.
 --quick: 1 seed, keras-convnet capped at 3 epochs.
 """
 
@@ -270,7 +270,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--seeds", default=None, help="comma-separated seeds (default 0,1,2; --quick: 0)")
     parser.add_argument("--max-epochs", type=int, default=None, help="cap for keras-convnet (default 8; --quick: 3)")
-    parser.add_argument("--best", action="store_true", help="only train best-cnn (about 10 minutes)")
+    parser.add_argument("--best", action="store_true", help="only train best-cnn (about 7 minutes)")
     parser.add_argument("--breakdown-only", action="store_true",
                         help="re-measure only fast-cnn's time split and update results/time_to_accuracy.json")
     args = parser.parse_args()
