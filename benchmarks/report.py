@@ -49,7 +49,8 @@ def section(results: list[dict]) -> str:
         lines += [f"best-cnn test accuracy by epoch ({'partial run; ' if best['details'].get('partial') else ''}"
                   f"1-minute load average {best['machine'].get('load_average_1min', 0):.1f} at the end): {curve}. "
                   + (f"First at or above 99.5% after {first['epochs']:g} epochs, {first['seconds']:.0f} s."
-                     if first else "It never reached 99.5%."), ""]
+                     if first else "It never reached 99.5%.")
+                  + seeds_sentence(best["details"].get("runs", [])), ""]
     split = tta and tta["details"].get("fast_cnn_breakdown")
     if split:
         parts = ", ".join(f"{part} {us:.0f} µs" for part, us in split["microseconds_per_image"].items())
@@ -64,6 +65,15 @@ def section(results: list[dict]) -> str:
                   "(Python, dispatch, the optimizer update) is the rest.", ""]
     lines += [default_model_line(), "", END]
     return "\n".join(lines)
+
+
+def seeds_sentence(runs: list[dict]) -> str:
+    """Every seed's final accuracy and time, when best-cnn was trained with more than one seed."""
+    if len(runs) < 2:
+        return ""
+    each = "; ".join(f"seed {r['seed']}: {r['checks'][-1]['test_accuracy']:.2%} in {r['checks'][-1]['seconds']:.0f} s"
+                     for r in runs if r["checks"])
+    return f" That curve is seed {runs[0]['seed']}; all seeds, final accuracy and time: {each}."
 
 
 def time_to_accuracy_line(details: dict) -> str:

@@ -42,10 +42,13 @@ def _mnist(cache_key: str) -> data.Mnist:
 
 def mnist() -> data.Mnist:
     """The verified MNIST arrays (from MNIST_DATA or the cache; never fetched implicitly). Raises LabError."""
-    path = os.environ.get("MNIST_DATA") or str(data.cache_path())
+    explicit = os.environ.get("MNIST_DATA")
+    path = explicit or str(data.cache_path())
     try:
         stamp = os.stat(path).st_mtime_ns
     except OSError:
+        if explicit:
+            raise LabError(f"MNIST_DATA points to {explicit}, which does not exist: fix or unset it") from None
         raise LabError("MNIST is not downloaded yet: fetch it on the Home page or run `python -m mnist_core download`") from None
     return _mnist(f"{path}:{stamp}")
 

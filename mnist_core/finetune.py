@@ -2,7 +2,8 @@
 
 The mix keeps the model general: a seeded sample of MNIST training images plus the user's digits,
 repeated so they make up about a tenth of each epoch. Accuracy on my digits and on the MNIST test set
-is measured before and after, so the user sees what adapting cost. Runs as `python -m mnist_core finetune`,
+is measured before and after, so the user sees what adapting cost. With enough digits, a seeded quarter
+of them is held out of the tuning and scored alone, so "after" is not a score on digits the model saw. Runs as `python -m mnist_core finetune`,
 which is what jobs.start_fine_tune launches in the background.
 """
 
@@ -26,6 +27,8 @@ from mnist_core.train import _EventCallback, compile_model, eval_images_per_seco
 MNIST_SAMPLE = 6000
 MY_SHARE = 0.1  # of each epoch's images
 MAX_REPEAT = 50
+HOLD_OUT = 0.25  # of my digits, kept out of the tuning to score it honestly
+MIN_FOR_HOLD_OUT = 8  # with fewer, every digit is needed for tuning, and the score is on tuned digits
 
 
 def mix(x_mnist: np.ndarray, y_mnist: np.ndarray, x_mine: np.ndarray, y_mine: np.ndarray, sample: int, seed: int):
@@ -36,6 +39,13 @@ def mix(x_mnist: np.ndarray, y_mnist: np.ndarray, x_mine: np.ndarray, y_mine: np
     x = np.concatenate([x_mnist[idx], np.repeat(x_mine, repeat, axis=0)])
     y = np.concatenate([y_mnist[idx], np.repeat(y_mine, repeat)])
     return x, y, repeat
+
+
+def hold_out(x_mine: np.ndarray, y_mine: np.ndarray, seed: int):
+    """(tune, held-out) parts of my digits; held-out is empty when there are too few digits to spare any."""
+    if len(x_mine) < MIN_FOR_HOLD_OUT:
+        return (x_mine, y_mine), (x_mine[:0], y_mine[:0])
+    return mnist_data.split(x_mine, y_mine, HOLD_OUT, seed)
 
 
 def _scores(model, mnist: mnist_data.Mnist, x_mine: np.ndarray, y_mine: np.ndarray) -> tuple[dict, dict]:
@@ -63,8 +73,10 @@ def fine_tune(parent: str, name: str, epochs: int = 1, learning_rate: float = 1e
     started = time.perf_counter()
     keras.utils.set_random_seed(seed)
 
-    before_test, before_mine = _scores(model, mnist, x_mine, y_mine)
-    x, y, repeat = mix(mnist.x_train, mnist.y_train, x_mine, y_mine, sample, seed)
+    (x_tune, y_tune), (x_held, y_held) = hold_out(x_mine, y_mine, seed)
+    x_score, y_score = (x_held, y_held) if len(x_held) else (x_tune, y_tune)
+    before_test, before_mine = _scores(model, mnist, x_score, y_score)
+    x, y, repeat = mix(mnist.x_train, mnist.y_train, x_tune, y_tune, sample, seed)
     steps = math.ceil(len(x) / config.batch_size)
     compile_model(model, config, steps)
     emit({"event": "start", "epochs": epochs, "steps_per_epoch": steps, "params": int(model.count_params()),
@@ -76,14 +88,17 @@ def fine_tune(parent: str, name: str, epochs: int = 1, learning_rate: float = 1e
         emit({"event": "stopped", "message": "stopped by request; nothing was saved"})
         return None
     emit({"event": "evaluating"})
-    after_test, after_mine = _scores(model, mnist, x_mine, y_mine)
+    after_test, after_mine = _scores(model, mnist, x_score, y_score)
 
     summary = {
         "parent": parent,
         "my_digits": len(x_mine),
+        "held_out": len(x_held),
         "my_digits_repeat": repeat,
-        "mnist_images": len(x) - repeat * len(x_mine),
-        "note": "my-digits accuracy is measured on the same digits the model was fine-tuned on",
+        "mnist_images": len(x) - repeat * len(x_tune),
+        "note": (f"my-digits accuracy is measured on {len(x_held)} digits held out of the fine-tuning" if len(x_held)
+                 else f"my-digits accuracy is measured on the digits used for fine-tuning (fewer than "
+                      f"{MIN_FOR_HOLD_OUT}, too few to hold any out), so it is optimistic"),
         "before": {"my_digits_accuracy": before_mine["accuracy"], "mnist_test_accuracy": before_test["accuracy"]},
         "after": {"my_digits_accuracy": after_mine["accuracy"], "mnist_test_accuracy": after_test["accuracy"]},
     }

@@ -163,12 +163,7 @@ def start(spec: specs.ModelSpec, config: specs.TrainConfig, name: str) -> JobSta
     """Launch a training subprocess. Refused while another job runs, or if the name is taken."""
     spec.validate()
     config.validate()
-    with _one_start_at_a_time():
-        folder, job_id = _new_job(name)
-        (folder / "spec.json").write_text(specs.to_json(spec))
-        (folder / "config.json").write_text(specs.to_json(config))
-        return _launch(folder, job_id, name, ["train", "--spec", str(folder / "spec.json"),
-                                              "--config", str(folder / "config.json")])
+    return launch(name, ["train"], files={"--spec": specs.to_json(spec), "--config": specs.to_json(config)})
 
 
 def start_fine_tune(parent: str, name: str, epochs: int = 1) -> JobStatus:
@@ -176,9 +171,32 @@ def start_fine_tune(parent: str, name: str, epochs: int = 1) -> JobStatus:
     registry.check_name(parent)
     if not registry.exists(parent):
         raise LabError(f"no model named {parent!r}")
+    return launch(name, ["finetune", "--parent", parent, "--epochs", str(int(epochs))])
+
+
+def launch(name: str, args: list[str], *, kind: str = "train", saves_model: bool = True,
+           files: dict[str, str] | None = None) -> JobStatus:
+    """Run `python -m mnist_core ARGS` as a background job that survives reruns and closed tabs.
+
+    Refused while another job runs, or, if the job will save a model called `name`, when that name is
+    taken. `files` maps an option to text that is written into the job's folder and passed as that
+    option's path (e.g. {"--spec": json}), so the subprocess reads exactly what was checked here.
+    """
     with _one_start_at_a_time():
-        folder, job_id = _new_job(name)
-        return _launch(folder, job_id, name, ["finetune", "--parent", parent, "--epochs", str(int(epochs))])
+        folder, job_id = _new_job(name if saves_model else None)
+        for option, text in (files or {}).items():
+            path = folder / f"{option.lstrip('-')}.json"
+            path.write_text(text)
+            args = [*args, option, str(path)]
+        cmd = [sys.executable, "-m", "mnist_core", *args, "--name", name, "--events", str(folder / EVENTS),
+               "--stop-file", str(folder / STOP), "--job-id", job_id]
+        log = open(folder / "log.txt", "wb")
+        proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True, env=os.environ.copy())
+        log.close()
+        (folder / INFO).write_text(json.dumps({"id": job_id, "name": name, "pid": proc.pid, "started": time.time(),
+                                               "kind": kind}))
+        return status(job_id)
 
 
 @contextmanager
@@ -191,30 +209,20 @@ def _one_start_at_a_time():
         yield
 
 
-def _new_job(name: str) -> tuple[Path, str]:
-    """Check the name is free and no job runs, then make the job's folder."""
-    registry.check_name(name)
-    if registry.exists(name):
-        raise LabError(f"a model named {name!r} already exists; pick another name")
+def _new_job(model_name: str | None) -> tuple[Path, str]:
+    """Check no job runs (and that the model name, if any, is free), then make the job's folder."""
+    if model_name is not None:
+        registry.check_name(model_name)
+        if registry.exists(model_name):
+            raise LabError(f"a model named {model_name!r} already exists; pick another name")
     running = current()
     if running:
-        raise LabError(f"a job is already running (training {running.name!r}); stop it or wait for it")
+        what = f"training {running.name!r}" if running.kind == "train" else repr(running.name)
+        raise LabError(f"a job is already running ({what}); stop it or wait for it")
     job_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
     folder = _job_dir(job_id)
     folder.mkdir(parents=True)
     return folder, job_id
-
-
-def _launch(folder: Path, job_id: str, name: str, args: list[str], kind: str = "train") -> JobStatus:
-    cmd = [sys.executable, "-m", "mnist_core", *args, "--name", name, "--events", str(folder / EVENTS),
-           "--stop-file", str(folder / STOP), "--job-id", job_id]
-    log = open(folder / "log.txt", "wb")
-    proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, start_new_session=True, env=os.environ.copy())
-    log.close()
-    (folder / INFO).write_text(json.dumps({"id": job_id, "name": name, "pid": proc.pid, "started": time.time(),
-                                           "kind": kind}))
-    return status(job_id)
 
 
 def stop(job_id: str) -> None:

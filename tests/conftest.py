@@ -108,9 +108,12 @@ def app_page():
     st.cache_resource.clear()
     st.cache_data.clear()
 
-    def open_page(page: str = "views/home.py") -> AppTest:
+    def open_page(page: str = "views/home.py", clean: bool = False) -> AppTest:
+        """clean=True also asserts the page rendered without an exception."""
         at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=APP_TIMEOUT)
-        return at.switch_page(page).run()
+        at.switch_page(page).run()
+        assert not (clean and at.exception), at.exception
+        return at
 
     yield open_page
     st.cache_resource.clear()

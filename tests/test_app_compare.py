@@ -2,33 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from mnist_core import compare, evaluate, registry
 
-APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
-TIMEOUT = 120
 
-
-@pytest.fixture(autouse=True)
-def fresh_caches():
-    import streamlit as st
-
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-
-
-def open_compare() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.switch_page("views/compare.py").run()
-    assert not at.exception, at.exception
-    return at
+@pytest.fixture
+def open_compare(app_page):
+    return functools.partial(app_page, "views/compare.py", clean=True)
 
 
 def set_created(folder: Path, created: str) -> None:
@@ -37,13 +23,13 @@ def set_created(folder: Path, created: str) -> None:
     (folder / "metadata.json").write_text(json.dumps(meta))
 
 
-def test_empty_registry_says_so():
+def test_empty_registry_says_so(open_compare):
     at = open_compare()
     assert any("No saved models to compare yet" in i.value for i in at.info)
     assert not at.dataframe
 
 
-def test_two_models_side_by_side_with_mcnemar(registry_with, full_mnist):
+def test_two_models_side_by_side_with_mcnemar(registry_with, full_mnist, open_compare):
     root = registry_with("tiny", default=True)
     set_created(root / "tiny", "2030-01-01 00:00:00")  # newest first: tiny, then default
     at = open_compare()
@@ -71,7 +57,7 @@ def test_two_models_side_by_side_with_mcnemar(registry_with, full_mnist):
     assert any("default is significantly better" in m.value for m in at.markdown)
 
 
-def test_broken_entries_are_listed_not_pickable(registry_with):
+def test_broken_entries_are_listed_not_pickable(registry_with, open_compare):
     root = registry_with("good")
     (root / "empty").mkdir()
     (root / "zero").mkdir()
@@ -83,7 +69,7 @@ def test_broken_entries_are_listed_not_pickable(registry_with):
     assert list(at.dataframe[0].value["model"]) == ["good"]
 
 
-def test_rename_and_delete_with_confirmation(registry_with):
+def test_rename_and_delete_with_confirmation(registry_with, open_compare):
     root = registry_with("first", "second")
     at = open_compare()
     at.selectbox(key="compare_manage").set_value("first")
@@ -106,7 +92,7 @@ def test_rename_and_delete_with_confirmation(registry_with):
     assert len(at.error) == 1 and "bad model name" in at.error[0].value
 
 
-def test_reevaluate_rewrites_the_stored_metrics(registry_with, full_mnist):
+def test_reevaluate_rewrites_the_stored_metrics(registry_with, full_mnist, open_compare):
     root = registry_with("tiny")
     meta = json.loads((root / "tiny" / "metadata.json").read_text())
     meta["test"]["accuracy"] = 0.0  # a stale number the action must replace

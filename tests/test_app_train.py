@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -15,24 +16,10 @@ from streamlit.testing.v1 import AppTest
 from mnist_core import jobs
 from mnist_core import spec as specs
 
-APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
-TIMEOUT = 120  # TensorFlow import, model building and the timed batches on a shared 2-core machine
 
-
-@pytest.fixture(autouse=True)
-def fresh_caches():
-    import streamlit as st
-
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-
-
-def open_train() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.switch_page("views/train.py").run()
-    assert not at.exception, at.exception
-    return at
+@pytest.fixture
+def open_train(app_page):
+    return functools.partial(app_page, "views/train.py", clean=True)
 
 
 def bundle(at: AppTest) -> tuple[specs.ModelSpec, specs.TrainConfig]:
@@ -49,7 +36,7 @@ def fake_job(job_id: str, name: str, events: list[dict], pid: int) -> Path:
     return folder
 
 
-def test_renders_with_empty_registry_and_measures_the_epoch():
+def test_renders_with_empty_registry_and_measures_the_epoch(open_train):
     at = open_train()
     spec, config = bundle(at)
     assert (spec, config) == specs.preset("mlp-2x128").copy()
@@ -61,7 +48,7 @@ def test_renders_with_empty_registry_and_measures_the_epoch():
     assert at.text_input(key="train_name").value == "mlp-d128-d128"
 
 
-def test_sidebar_controls_change_the_spec_to_train():
+def test_sidebar_controls_change_the_spec_to_train(open_train):
     at = open_train()
     at.selectbox(key="sb_preset").set_value("cnn-classic").run()
     spec, config = bundle(at)
@@ -97,7 +84,7 @@ def test_sidebar_controls_change_the_spec_to_train():
     assert not at.exception
 
 
-def test_spec_file_import_and_bad_json():
+def test_spec_file_import_and_bad_json(open_train):
     at = open_train()
     wanted = specs.ModelSpec("mlp", [], [specs.DenseLayer(20, "tanh", 0.1)])
     config = specs.TrainConfig(epochs=2, batch_size=50)
@@ -114,7 +101,7 @@ def test_spec_file_import_and_bad_json():
     assert len(at.error) == 1 and "dense_layers[0].units" in at.error[0].value
 
 
-def test_a_running_job_is_shown_and_a_second_start_is_refused():
+def test_a_running_job_is_shown_and_a_second_start_is_refused(open_train):
     # A stand-in training process: jobs.status counts a job as running while a process with its id lives.
     job_id = "20260101-000000-abc123"
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", job_id])
@@ -136,7 +123,7 @@ def test_a_running_job_is_shown_and_a_second_start_is_refused():
         sleeper.wait()
 
 
-def test_a_finished_job_shows_the_saved_models_results(registry_with, isolated_dirs):
+def test_a_finished_job_shows_the_saved_models_results(registry_with, isolated_dirs, open_train):
     registry_with("tiny")
     fake_job("20260101-000000-def456", "tiny", [{"event": "done", "name": "tiny", "test_accuracy": 0.8, "test_loss": 0.5}], pid=1)
     at = open_train()
@@ -151,13 +138,20 @@ def test_a_finished_job_shows_the_saved_models_results(registry_with, isolated_d
     assert at.text_input(key="train_name").value == "mlp-d128-d128"
 
 
-def test_missing_mnist_is_one_error_line(monkeypatch, tmp_path):
-    monkeypatch.setenv("MNIST_DATA", str(tmp_path / "nowhere.npz"))
+def test_missing_mnist_is_one_error_line(monkeypatch, tmp_path, open_train):
+    monkeypatch.delenv("MNIST_DATA", raising=False)
+    monkeypatch.setenv("MNIST_CACHE_DIR", str(tmp_path / "empty_cache"))
     at = open_train()
     assert len(at.error) == 1 and "MNIST is not downloaded yet" in at.error[0].value
 
 
-def test_the_spec_survives_a_page_switch():
+def test_a_wrong_mnist_data_path_is_named_in_the_error(monkeypatch, tmp_path, open_train):
+    monkeypatch.setenv("MNIST_DATA", str(tmp_path / "nowhere.npz"))
+    at = open_train()
+    assert len(at.error) == 1 and f"MNIST_DATA points to {tmp_path / 'nowhere.npz'}" in at.error[0].value
+
+
+def test_the_spec_survives_a_page_switch(open_train):
     at = open_train()
     at.selectbox(key="sb_preset").set_value("mlp-2x512").run()
     at.number_input(key="sb_d1_units").set_value(100).run()

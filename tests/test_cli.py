@@ -69,6 +69,14 @@ def test_download_verifies_caches_and_is_a_quick_no_op_the_second_time(tmp_path,
     assert second.stdout.splitlines()[2:] == first.stdout.splitlines()[2:]
 
 
+def test_a_wrong_data_path_is_a_user_error_not_a_quiet_switch_to_the_cache(tmp_path):
+    cache = ROOT / "data" / "mnist.npz"
+    before = cache.stat().st_mtime_ns
+    result = run_cli("download", "--data", str(tmp_path / "typo"))
+    assert_user_error(result, f"MNIST at {tmp_path / 'typo'} (from --data or MNIST_DATA) is unusable")
+    assert cache.stat().st_mtime_ns == before  # the good cache is left alone
+
+
 def test_models_table_and_json(registry_with, isolated_dirs):
     registry_with("alpha", "beta", default=True)
     (isolated_dirs / "gamma").mkdir()  # a folder without a model: broken

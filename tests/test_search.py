@@ -91,7 +91,7 @@ def test_trial_parameters_reshape_the_base_model():
 # ---------- studies in this process ----------
 
 
-def test_median_pruner_cuts_a_trial_that_falls_behind_and_resume_keeps_every_trial():
+def test_pruner_cuts_a_trial_that_falls_behind_and_resume_keeps_every_trial():
     study, space, _ = search.create_or_resume("prune", search.open_storage(), dict(TINY), 2000)
     good = {"blocks": 0, "layers": 1, "dense": 32, "rate": 0.01}
     study.enqueue_trial(good)
@@ -115,6 +115,20 @@ def test_median_pruner_cuts_a_trial_that_falls_behind_and_resume_keeps_every_tri
         search.run("prune", space={"dense": [8]}, n_trials=1)
     with pytest.raises(LabError, match="created with train_limit 2000"):
         search.run("prune", n_trials=1, train_limit=500)
+
+
+def test_pruner_cuts_only_trials_behind_three_quarters_of_the_finished_ones():
+    study = optuna.create_study(direction="maximize", pruner=search.make_pruner())
+    for value in (0.90, 0.92, 0.94, 0.96, 0.98):  # finished trials' validation accuracy after epoch 1
+        study.add_trial(optuna.trial.create_trial(value=value, intermediate_values={1: value}))
+
+    def pruned_at(value: float) -> bool:
+        trial = study.ask()
+        trial.report(value, step=1)
+        return trial.should_prune()
+
+    # the 25th percentile of 0.90..0.98 is 0.92: below the median but above it survives, below it is cut
+    assert [pruned_at(v) for v in (0.91, 0.93, 0.95, 0.99)] == [True, False, False, False]
 
 
 def test_save_best_retrains_on_train_plus_validation_and_tests_once():

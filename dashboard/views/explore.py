@@ -133,7 +133,8 @@ def _last_save() -> None:
 
 st.title("Explore")
 st.caption("Hyperparameter search on Optuna: each trial trains a variant of fast-cnn and is pruned when its "
-           "validation accuracy falls below the median. The test set is not used until you save the best.")
+           "validation accuracy falls behind three quarters of the finished trials. The test set is not used "
+           "until you save the best.")
 try:
     rows = search.list_studies(storage())
 except LabError as exc:

@@ -126,11 +126,13 @@ def result(job: jobs.JobStatus) -> None:
         st.error(f"Fine-tuning {job.name} {job.state}: {job.message}")
         return
     summary = job.last("done")["fine_tune"]
-    st.success(f"Saved {job.name}, fine-tuned from {summary['parent']} on {summary['my_digits']} of your digits. "
+    held = summary.get("held_out", 0)  # jobs from before the hold-out existed have no such field
+    st.success(f"Saved {job.name}, fine-tuned from {summary['parent']} on {summary['my_digits'] - held} of your digits. "
                "It is on the Compare page now.")
     before, after = f"before ({summary['parent']})", f"after ({job.name})"
     st.dataframe(pd.DataFrame({
-        "accuracy on": ["my digits (also used for fine-tuning)", "MNIST test (10,000)"],
+        "accuracy on": [f"my digits: {held} held out of the tuning" if held
+                        else "my digits (also used for tuning: too few to hold any out)", "MNIST test (10,000)"],
         before: [summary["before"]["my_digits_accuracy"], summary["before"]["mnist_test_accuracy"]],
         after: [summary["after"]["my_digits_accuracy"], summary["after"]["mnist_test_accuracy"]],
     }), hide_index=True, column_config={c: st.column_config.NumberColumn(format="percent") for c in (before, after)})
