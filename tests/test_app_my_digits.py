@@ -100,6 +100,7 @@ def test_fine_tune_from_the_page(open_my_digits, registry_with, small_mnist):
     assert not at.exception and "Saved tiny-mine, fine-tuned from tiny on 3" in at.success[0].value
     table = at.dataframe[0].value
     assert list(table.columns) == ["accuracy on", "before (tiny)", "after (tiny-mine)"]
+    assert table["accuracy on"][0] == "my digits (also used for tuning: too few to hold any out)"  # 3 < 8
     assert registry.read_metadata("tiny-mine")["parent"] == "tiny"
 
 
