@@ -81,7 +81,7 @@ def test_draw_three_digits_predicts_each(page, app_server):
     # The last drawing stays: every model's answer and the preprocessing steps, for the screenshot.
     page.get_by_text("Compare all saved models").click()
     page.get_by_text("Show preprocessing steps").click()
-    page.get_by_text("All saved models").wait_for()
+    page.get_by_text("All saved models", exact=True).wait_for()
     page.get_by_text("centred 28x28").wait_for()
     app_server.wait_idle(page)
     screenshot(page, ARTIFACTS / "draw_compare_all.png")
