@@ -62,10 +62,12 @@ def image_grid(images, titles: list[str] | None = None, cols: int = 10, tile_px:
                                customdata=labels, hovertemplate="%{customdata}<extra></extra>"))
     # One layout update with every title: add_annotation per tile validated the whole layout each time,
     # about 2 ms a tile, which was most of the Data page's rerun.
-    fig.update_layout(annotations=[
-        dict(x=c * (w + gap) + w / 2 - 0.5, y=r * (h + band) + band - 0.5, text=title, showarrow=False,
-             yanchor="bottom", font=dict(size=11))
-        for (r, c), title in ((divmod(i, cols), title) for i, title in enumerate(titles or []))])
+    notes = []
+    for i, title in enumerate(titles or []):
+        r, c = divmod(i, cols)
+        notes.append(dict(x=c * (w + gap) + w / 2 - 0.5, y=r * (h + band) + band - 0.5, text=title,
+                          showarrow=False, yanchor="bottom", font=dict(size=11)))
+    fig.update_layout(annotations=notes)
     fig.update_xaxes(visible=False, constrain="domain")
     fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
     return _layout(fig, rows * (tile_px + title_px + 4) + 10, margin=dict(l=0, r=0, t=4, b=0),

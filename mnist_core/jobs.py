@@ -212,9 +212,7 @@ def _one_start_at_a_time():
 def _new_job(model_name: str | None) -> tuple[Path, str]:
     """Check no job runs (and that the model name, if any, is free), then make the job's folder."""
     if model_name is not None:
-        registry.check_name(model_name)
-        if registry.exists(model_name):
-            raise LabError(f"a model named {model_name!r} already exists; pick another name")
+        registry.check_free(model_name)
     running = current()
     if running:
         what = f"training {running.name!r}" if running.kind == "train" else repr(running.name)

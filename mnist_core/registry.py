@@ -95,6 +95,13 @@ def exists(name: str) -> bool:
     return model_path(name).exists()
 
 
+def check_free(name: str) -> str:
+    """A valid name no model has yet; checked before training starts, so a clash costs nothing."""
+    if exists(name):
+        raise LabError(f"a model named {name!r} already exists; pick another name")
+    return name
+
+
 def unique_name(base: str) -> str:
     """A free, valid name derived from `base` (e.g. cnn-c32-d128, then cnn-c32-d128-2, ...)."""
     base = re.sub(r"[^A-Za-z0-9_-]+", "-", base).strip("-_")[:56] or "model"

@@ -567,9 +567,7 @@ def save_best(name: str, model_name: str, *, storage_url: str | None = None, tra
     from mnist_core import registry
     from mnist_core.train import train_and_save
 
-    registry.check_name(model_name)
-    if registry.exists(model_name):
-        raise LabError(f"a model named {model_name!r} already exists; pick another name")
+    registry.check_free(model_name)
     study = load_study(name, open_storage(storage_url))
     number, value, params = best_params(study)
     settings = study.user_attrs.get("settings", {"train_limit": DEFAULT_TRAIN_LIMIT, "epochs": DEFAULT_EPOCHS})

@@ -208,13 +208,10 @@ def train_and_save(spec: ModelSpec, config: TrainConfig, name: str, on_event: Ca
     Returns the metadata, or None if a stop was requested (then nothing is saved).
     """
     from mnist_core import evaluate, registry
-    from mnist_core.errors import LabError
     from mnist_core.spec import to_dict
 
     emit = on_event or (lambda e: None)
-    registry.check_name(name)
-    if registry.exists(name):
-        raise LabError(f"a model named {name!r} already exists; pick another name")
+    registry.check_free(name)
     mnist = mnist or mnist_data.load()
     result = fit(spec, config, emit, should_stop, mnist)
     if result.stopped:
