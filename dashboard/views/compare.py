@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, my_digits_ui, state
+from dashboard import cache, charts
+from dashboard.components import my_digits_ui
 from mnist_core import compare, evaluate, registry
 from mnist_core.errors import LabError
 
@@ -44,7 +45,7 @@ def _delete() -> None:
 def _reevaluate(names: list[str]) -> None:
     try:
         for name in names:
-            compare.reevaluate(name, state.mnist())
+            compare.reevaluate(name, cache.mnist())
     except LabError as exc:
         ss.compare_msg = ("error", str(exc))
         return
@@ -55,7 +56,7 @@ def _table(meta: dict[str, dict]) -> pd.DataFrame:
     latency = {}
     for name in meta:
         try:
-            latency[name] = state.latency_ms(name)
+            latency[name] = cache.latency_ms(name)
         except LabError:
             latency[name] = None
     rows = compare.table_rows(meta, latency)
@@ -84,8 +85,8 @@ def _specs(meta: dict[str, dict]) -> None:
 def _two_models(a: str, b: str) -> None:
     st.subheader("Is the difference real? McNemar's exact test")
     try:
-        labels = state.mnist().y_test
-        pred_a, pred_b = (compare.predictions(state.test_probabilities(n)) for n in (a, b))
+        labels = cache.mnist().y_test
+        pred_a, pred_b = (compare.predictions(cache.test_probabilities(n)) for n in (a, b))
     except LabError as exc:
         st.error(str(exc))
         return
@@ -100,7 +101,7 @@ def _two_models(a: str, b: str) -> None:
     st.caption(f"Each title: true digit, then {a} | {b}.")
     shown = ids[:40]
     titles = [f"{labels[i]}: {pred_a[i]}|{pred_b[i]}" for i in shown]
-    st.plotly_chart(charts.image_grid(state.mnist().x_test[shown], titles), config={"staticPlot": True})
+    st.plotly_chart(charts.image_grid(cache.mnist().x_test[shown], titles), config={"staticPlot": True})
 
 
 def _manage(entries: list[registry.Entry]) -> None:
@@ -120,7 +121,7 @@ def _manage(entries: list[registry.Entry]) -> None:
 
 
 st.title("Compare")
-entries = state.models()
+entries = cache.models()
 usable = [e.name for e in entries if e.ok]
 broken = [e for e in entries if not e.ok]
 if msg := ss.pop("compare_msg", None):

@@ -3,7 +3,7 @@
 import numpy as np
 import streamlit as st
 
-from dashboard import charts, state
+from dashboard import cache, charts
 from mnist_core import browse
 from mnist_core.errors import LabError
 
@@ -12,7 +12,7 @@ PAGE_SIZE = 40
 
 st.title("Data")
 try:
-    mnist = state.mnist()
+    mnist = cache.mnist()
 except LabError as exc:
     st.error(str(exc))
     st.page_link("views/home.py", label="Fetch it on the Home page", icon=":material/home:")
@@ -33,13 +33,13 @@ st.plotly_chart(charts.image_grid(mnist.x_train[picks.ravel()], cols=SAMPLES_PER
                 config={"displayModeBar": False})
 
 st.subheader("Mean image of each digit")
-st.plotly_chart(charts.image_grid(state.mean_images(), [str(d) for d in range(10)], cols=10, tile_px=90),
+st.plotly_chart(charts.image_grid(cache.mean_images(), [str(d) for d in range(10)], cols=10, tile_px=90),
                 config={"displayModeBar": False})
 
 st.subheader("Test images")
 digit_col, model_col, result_col = st.columns(3)
 digit = digit_col.selectbox("Digit", ["all", *range(10)], key="data_digit")
-model = model_col.selectbox("Model", ["none", *state.usable_models()], key="data_model",
+model = model_col.selectbox("Model", ["none", *cache.usable_models()], key="data_model",
                             help="Pick a saved model to see its prediction for each image.")
 result = result_col.radio("Model's answer", ["all", "correct", "wrong"], horizontal=True, key="data_result",
                           disabled=model == "none")
@@ -47,7 +47,7 @@ result = result_col.radio("Model's answer", ["all", "correct", "wrong"], horizon
 predicted = None
 if model != "none":
     try:
-        predicted = state.test_probabilities(model).argmax(axis=1)
+        predicted = cache.test_probabilities(model).argmax(axis=1)
     except LabError as exc:
         st.error(str(exc))
 chosen = browse.select(mnist.y_test, None if digit == "all" else digit, predicted,

@@ -5,14 +5,15 @@ import pandas as pd
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas  # must be imported inside the running app
 
-from dashboard import charts, my_digits_ui, state
+from dashboard import cache, charts
+from dashboard.components import my_digits_ui
 from mnist_core import preprocess
 from mnist_core.errors import LabError
 
 CANVAS_PX = 280
 
 st.title("Draw")
-names = state.usable_models()
+names = cache.usable_models()
 if not names:
     st.warning("No saved model can be loaded. Train one on the Train page first.")
     st.page_link("views/train.py", label="Go to Train", icon=":material/model_training:")
@@ -25,7 +26,7 @@ with st.sidebar:
     show_steps_on = st.toggle("Show preprocessing steps", key="draw_steps")
 
 try:
-    predictor = state.predictor(model_name)  # loaded (and cached) before the first stroke, not on it
+    predictor = cache.predictor(model_name)  # loaded (and cached) before the first stroke, not on it
 except LabError as exc:
     st.error(str(exc))
     st.stop()
@@ -64,7 +65,7 @@ def compare_models(input28) -> None:
     rows, probs = [], []
     for name in names:
         try:
-            p = state.predictor(name).classify(input28)
+            p = cache.predictor(name).classify(input28)
         except LabError as exc:
             st.error(str(exc))
             continue

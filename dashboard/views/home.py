@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from dashboard import state
+from dashboard import cache
 from mnist_core import data
 from mnist_core.errors import LabError
 
@@ -25,7 +25,7 @@ for col, (path, label, icon) in zip(cols, [
 
 st.subheader("Data")
 try:
-    mnist = state.mnist()
+    mnist = cache.mnist()
 except LabError as exc:
     mnist = None
     st.warning(str(exc))
@@ -45,7 +45,7 @@ if mnist is not None:
                "all four files pass their sha256 checksums.", icon=":material/verified:")
 
 st.subheader("Saved models")
-entries = state.models()
+entries = cache.models()
 if not entries:
     st.info("No saved models yet. Train one on the Train page.")
 else:

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 from PIL import Image
 
-from dashboard import charts, state
+from dashboard import cache, charts
 from mnist_core import evaluate, inspect, preprocess, registry
 from mnist_core.errors import LabError
 
@@ -26,13 +26,13 @@ def _inspector(name: str, stamp: tuple) -> inspect.Inspector:
 
 @st.cache_resource(show_spinner=f"Embedding {NEIGHBOUR_POOL:,} training images for the neighbour search...", max_entries=4)
 def _neighbours(name: str, stamp: tuple) -> inspect.NeighbourIndex:
-    mnist = state.mnist()
+    mnist = cache.mnist()
     return inspect.NeighbourIndex.build(_inspector(name, stamp), mnist.x_train, mnist.y_train, NEIGHBOUR_POOL)
 
 
 @st.cache_resource(show_spinner=f"Mapping {MAP_POINTS:,} test images...", max_entries=4)
 def _map(name: str, stamp: tuple) -> tuple[inspect.EmbeddingMap, pd.DataFrame]:
-    mnist = state.mnist()
+    mnist = cache.mnist()
     emap = inspect.embedding_map(_inspector(name, stamp), mnist.x_test, mnist.y_test, MAP_POINTS)
     return emap, map_points(emap, mnist.x_test)
 
@@ -100,7 +100,7 @@ def pick_input(mnist, name: str) -> tuple[np.ndarray | None, str]:
         i = st.number_input("Test image index", 0, len(mnist.x_test) - 1, 0, key="inspect_index")
         return mnist.x_test[i] / 255.0, f"test image #{i}, label {mnist.y_test[i]}"
     if source == "Misclassified test image":
-        wrong = evaluate.misclassified(state.test_probabilities(name), mnist.y_test)
+        wrong = evaluate.misclassified(cache.test_probabilities(name), mnist.y_test)
         if not len(wrong):
             return None, "this model gets every test image right"
         i = st.selectbox(f"{len(wrong)} misclassified test images, most confidently wrong first", wrong[:200],
@@ -120,15 +120,15 @@ def pick_input(mnist, name: str) -> tuple[np.ndarray | None, str]:
 
 
 st.title("Inspect")
-names = state.usable_models()
+names = cache.usable_models()
 if not names:
     st.warning("No saved model can be loaded. Train one on the Train page first.")
     st.stop()
 try:
-    mnist = state.mnist()
+    mnist = cache.mnist()
     with st.sidebar:
         name = st.selectbox("Model", names, key="inspect_model")
-    stamp = state._stamp(name)
+    stamp = cache.model_stamp(name)
     insp = _inspector(name, stamp)
     input28, caption = pick_input(mnist, name)
 except LabError as exc:

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, state
+from dashboard import cache, charts
 from mnist_core import jobs, my_digits, registry
 from mnist_core.errors import LabError
 
@@ -95,7 +95,7 @@ right.file_uploader("Import a zip exported here (or PNGs with a labels.csv: file
 right.button("Import", on_click=_import, icon=":material/upload:")
 
 st.subheader("Fine-tune a model on my digits")
-names = state.usable_models()
+names = cache.usable_models()
 if not digits or not names:
     st.caption("Needs at least one saved digit and one saved model.")
     st.stop()

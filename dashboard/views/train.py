@@ -3,7 +3,8 @@
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, model_results, sidebar_spec, state
+from dashboard import cache, charts
+from dashboard.components import model_results, spec_sidebar
 from mnist_core import jobs, registry
 from mnist_core import spec as specs
 from mnist_core.errors import LabError
@@ -29,7 +30,7 @@ def _suggest_name(spec: specs.ModelSpec) -> None:
 
 def _start() -> None:
     try:
-        spec, config = sidebar_spec.current()
+        spec, config = spec_sidebar.current()
         jobs.start(spec, config, ss.train_name.strip())
     except LabError as exc:
         ss.train_start_error = str(exc)
@@ -80,7 +81,7 @@ def _job_panel(job: jobs.JobStatus) -> None:
 
 
 st.title("Train")
-spec, config, preset = sidebar_spec.spec_editor()
+spec, config, preset = spec_sidebar.spec_editor()
 job = jobs.latest()
 
 try:
@@ -93,7 +94,7 @@ except LabError as exc:
 left, right = st.columns([3, 2])
 with left:
     st.subheader(f"Model: {spec.describe()}" + (f" (preset {preset})" if preset else ""))
-    rows = state.summary(specs.to_json(spec))
+    rows = cache.summary(specs.to_json(spec))
     st.dataframe(pd.DataFrame(rows), hide_index=True, height=min(420, 38 + 35 * len(rows)))
     st.caption(f"Total parameters: {sum(r['parameters'] for r in rows):,}")
 with right:
@@ -102,7 +103,7 @@ with right:
         st.caption("The estimate waits until the running job ends: timing now would slow it down and be wrong.")
     else:
         try:
-            per_epoch = state.epoch_seconds(specs.bundle_json(spec, config))
+            per_epoch = cache.epoch_seconds(specs.bundle_json(spec, config))
         except LabError as exc:  # e.g. MNIST not downloaded yet
             st.error(str(exc))
             st.stop()

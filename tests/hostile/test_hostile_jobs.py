@@ -142,19 +142,19 @@ def test_case11_eight_threads_share_one_model(default_predictor, small_mnist):
 
 
 def test_case11_model_resaved_under_the_same_name_is_served_fresh(registry_with, small_mnist):
-    from dashboard import state
+    from dashboard import cache
 
     registry_with("m", default=True)
-    state.clear()
-    first = state.predictor("m")
+    cache.clear()
+    first = cache.predictor("m")
     x = small_mnist.x_test[:32].astype(np.float32) / 255.0
-    assert state.predictor("m") is first  # cached while the file is unchanged
+    assert cache.predictor("m") is first  # cached while the file is unchanged
     registry.save("m", registry.load("default"), registry.read_metadata("default"), overwrite=True)
-    fresh = state.predictor("m")
+    fresh = cache.predictor("m")
     assert fresh is not first
     assert np.allclose(fresh.probabilities(x), np.asarray(registry.load("default")(x[..., None])), atol=1e-5)
     assert not np.allclose(fresh.probabilities(x), first.probabilities(x), atol=1e-3)
-    state.clear()
+    cache.clear()
 
 
 # ---------- case 12: bad numbers in a spec or config ----------

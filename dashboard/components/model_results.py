@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, state
+from dashboard import cache, charts
 from mnist_core import evaluate, registry
 from mnist_core.errors import LabError
 
@@ -20,8 +20,8 @@ def _gallery(images, titles: list[str], cols: int = 10) -> None:
 def show(name: str) -> None:
     try:
         meta = registry.read_metadata(name)
-        probs = state.test_probabilities(name)
-        mnist = state.mnist()
+        probs = cache.test_probabilities(name)
+        mnist = cache.mnist()
     except LabError as exc:
         st.error(str(exc))
         return

@@ -127,7 +127,8 @@ def summary(spec_json: str) -> list[dict]:
     return build.summary_rows(build.build(specs.parse_bundle(spec_json)[0]))
 
 
-def _stamp(name: str) -> tuple:
+def model_stamp(name: str) -> tuple:
+    """A cache key for a saved model's file: changes whenever model.keras is rewritten."""
     try:
         return (str(models_dir()), *model_file_stamp(name))
     except OSError:
@@ -143,7 +144,7 @@ def _test_probabilities(name: str, stamp: tuple):
 
 def test_probabilities(name: str):
     """(10000, 10) test-set probabilities of a saved model, computed once per model file."""
-    return _test_probabilities(name, _stamp(name))
+    return _test_probabilities(name, model_stamp(name))
 
 
 @st.cache_data(show_spinner="Timing single-image predictions...", max_entries=16)
@@ -155,4 +156,4 @@ def _latency_ms(name: str, stamp: tuple) -> float:
 
 def latency_ms(name: str) -> float:
     """Mean milliseconds for one single-image prediction through the Predictor, measured once per model file."""
-    return _latency_ms(name, _stamp(name))
+    return _latency_ms(name, model_stamp(name))

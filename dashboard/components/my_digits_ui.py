@@ -10,7 +10,7 @@ import os
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, state
+from dashboard import cache, charts
 from mnist_core import my_digits
 from mnist_core.errors import LabError
 
@@ -47,7 +47,7 @@ def _db_stamp() -> tuple:
 
 @st.cache_data(show_spinner="Scoring the models on your digits...", max_entries=8)
 def _report(names: tuple, stamps: tuple, db_stamp: tuple) -> dict | None:
-    return my_digits.evaluate_models({name: state.predictor(name).model for name in names})
+    return my_digits.evaluate_models({name: cache.predictor(name).model for name in names})
 
 
 def _percent(value) -> str:
@@ -61,14 +61,14 @@ def compare_section(names: list[str]) -> None:
     if not names:
         return
     try:
-        report = _report(tuple(names), tuple(state._stamp(n) for n in names), _db_stamp())
+        report = _report(tuple(names), tuple(cache.model_stamp(n) for n in names), _db_stamp())
     except LabError as exc:
         st.error(str(exc))
         return
     if report is None:
         st.info("No saved digits yet: save some from the Draw page to test the models on your own handwriting.")
         return
-    meta = {e.name: e.metadata for e in state.models()}
+    meta = {e.name: e.metadata for e in cache.models()}
     rows = [{"model": n, "my digits accuracy": _percent(report["models"][n]["accuracy"]),
              "MNIST test accuracy": _percent(meta.get(n, {}).get("test", {}).get("accuracy")),
              "fine-tuned from": meta.get(n, {}).get("parent") or ""} for n in names]

@@ -1,0 +1,1 @@
+"""Pieces several pages share: the job panel, the spec sidebar, model results, messages."""
