@@ -116,6 +116,32 @@ class ModelSpec:
 
 @dataclass
 class TrainConfig:
+    """How to train: the "config" object of a model description file. Every field may be left out.
+
+    ================  =========  ===============================================================================
+    field             default    meaning, unit and allowed values
+    ================  =========  ===============================================================================
+    optimizer         "adam"     one of adam, adamw, sgd (Nesterov momentum 0.9), rmsprop, adadelta
+    learning_rate     0.001      step size (the peak, with a schedule); a number in (0, 10]
+    schedule          "constant" learning-rate schedule: constant, cosine (decay to 1% over the run, after any
+                                 warm-up) or one-cycle (warm up from lr/10 to lr, then cosine down to 0.2%)
+    warmup_fraction   0.0        share of all training steps spent warming up, in [0, 1); cosine and one-cycle
+                                 only (one-cycle uses 0.25 when it is 0)
+    batch_size        128        images per training step, a whole number from 1 to the training split's size
+                                 (54,000 with the default split)
+    epochs            5          passes over the training split, a whole number in [1, 1000]
+    validation_split  0.1        share of the 60,000 training images held out for validation, in [0, 0.5];
+                                 0 trains on all of them and reports no validation scores
+    seed              0          random seed for the split, shuffling, augmentation and initial weights, a whole
+                                 number in [0, 2**31 - 1]; the same spec, config and seed give the same model
+    augment           false      true: small random rotations (up to about 14 degrees) and shifts (up to 8%)
+                                 of the training images
+    patience          0          early stopping: end training once the validation loss has not improved for
+                                 this many epochs, and keep the weights of the best epoch; 0 turns it off;
+                                 a whole number in [0, 1000]; needs validation_split > 0
+    ================  =========  ===============================================================================
+    """
+
     optimizer: str = "adam"
     learning_rate: float = 1e-3
     schedule: str = "constant"
@@ -125,6 +151,7 @@ class TrainConfig:
     validation_split: float = 0.1
     seed: int = 0
     augment: bool = False
+    patience: int = 0
 
     def validate(self, train_size: int = TRAIN_SIZE) -> TrainConfig:
         _choice(self.optimizer, "optimizer", OPTIMIZERS)
@@ -137,6 +164,10 @@ class TrainConfig:
         _number(self.epochs, "epochs", 1, MAX_EPOCHS, integer=True)
         _number(self.seed, "seed", 0, 2**31 - 1, integer=True)
         _check(isinstance(self.augment, bool), "augment must be true or false")
+        _number(self.patience, "patience", 0, MAX_EPOCHS, integer=True)
+        _check(not self.patience or self.validation_split > 0,
+               "patience needs a validation split: early stopping watches the validation loss, "
+               "so set validation_split above 0 or patience to 0")
         return self
 
 

@@ -42,7 +42,8 @@ def test_spec_json_round_trip(spec, tmp_path):
 
 def test_config_json_round_trip(tmp_path):
     config = TrainConfig(optimizer="sgd", learning_rate=0.05, schedule="cosine", warmup_fraction=0.1,
-                         batch_size=256, epochs=7, validation_split=0.2, seed=42, augment=True)
+                         batch_size=256, epochs=7, validation_split=0.2, seed=42, augment=True, patience=3)
+    assert json.loads(specs.to_json(config))["patience"] == 3
     assert specs.config_from_dict(json.loads(specs.to_json(config))) == config
     path = tmp_path / "config.json"
     path.write_text(specs.to_json(config))
@@ -148,6 +149,10 @@ def test_non_object_spec_json():
     ({"optimizer": "lbfgs"}, "optimizer must be one of adam, adamw, sgd, rmsprop, adadelta, got 'lbfgs'"),
     ({"schedule": "step"}, "schedule must be one of constant, cosine, one-cycle, got 'step'"),
     ({"lr": 0.1}, "config: unknown field(s) lr; known: augment, batch_size,"),
+    ({"patience": -1}, "patience must be a whole number in [0, 1000], got -1"),
+    ({"patience": 2.5}, "patience must be a whole number in [0, 1000], got 2.5"),
+    ({"patience": "3"}, "patience must be a whole number in [0, 1000], got '3'"),
+    ({"patience": 2, "validation_split": 0}, "patience needs a validation split"),
 ])
 def test_invalid_config_names_field_and_range(fields, message):
     assert _config_error(**fields).startswith(message)
@@ -180,3 +185,18 @@ def test_fields_left_out_of_the_json_keep_their_defaults():
     cnn = specs.spec_from_dict({"kind": "cnn", "conv_blocks": [{"filters": 8}]})
     assert cnn.dense_layers == [DenseLayer(128, "relu", 0.0)] and cnn.conv_blocks == [ConvBlock(8)]
     assert specs.config_from_dict({}) == TrainConfig()
+
+
+def test_patience_defaults_to_off_and_presets_keep_it_off():
+    assert specs.config_from_dict({}).patience == 0
+    assert specs.config_from_dict({"patience": 0, "validation_split": 0}).patience == 0  # off needs no validation
+    assert all(p.config.patience == 0 for p in specs.PRESETS.values())
+
+
+def test_every_config_field_is_documented():
+    # Users write this JSON by hand: each field has a row in TrainConfig's field table.
+    from dataclasses import fields
+
+    rows = [line.split()[0] for line in TrainConfig.__doc__.splitlines() if line.startswith("    ") and line.split()]
+    assert [f.name for f in fields(TrainConfig)] == [r for r in rows if r in {f.name for f in fields(TrainConfig)}]
+    assert {f.name for f in fields(TrainConfig)} <= set(rows)
