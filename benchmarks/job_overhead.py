@@ -49,7 +49,7 @@ def via_cli(folder: Path, name: str) -> float:
 def via_job(name: str) -> tuple[float, float]:
     """(seconds to the process's exit, seconds to the job's "done" event)."""
     t0 = time.perf_counter()
-    job = jobs.start(SPEC, CONFIG, name)
+    job = jobs.start_train(SPEC, CONFIG, name)
     final = jobs.wait(job.id, timeout=900, poll=0.05)
     to_done = time.perf_counter() - t0
     if final.state != "done":

@@ -31,6 +31,9 @@ if hasattr(script_runner, "_clean_problem_modules"):
     script_runner._clean_problem_modules = lambda: None
 
 st.set_page_config(page_title="MNIST Model Lab", page_icon="✍️", layout="wide")
+from dashboard.components import layout  # noqa: E402
+
+layout.apply()  # every page usable from an 800 px window up: see components/layout.py
 
 pages = [
     st.Page(VIEWS / "home.py", title="Home", icon=":material/home:", url_path="", default=True),
@@ -42,4 +45,7 @@ pages = [
     st.Page(VIEWS / "my_digits.py", title="My digits", icon=":material/gesture:", url_path="my-digits"),
     st.Page(VIEWS / "data.py", title="Data", icon=":material/grid_view:", url_path="data"),
 ]
+from dashboard.components.session import browser_session  # noqa: E402
+
+browser_session()  # before any page: the id that makes "your last run" yours survives reloads in the URL
 st.navigation(pages).run()

@@ -1,23 +1,25 @@
-"""Background training jobs: a subprocess per job, events in a JSON-lines file, stop by file.
+"""Every background action of the lab: train, fine-tune, explore study, save best. One module launches
+them, records them, reports their status and stops them; it is the only code that builds a job's
+command line.
 
-The dashboard never trains in its own thread. A job is `python -m mnist_core train ... --events FILE`,
-so it survives reruns, page switches and closed tabs, and costs the same as the CLI.
+A job is `python -m mnist_core <command> ... --events FILE --stop-file FILE` in its own process, so it
+survives reruns, page switches, reloads and closed tabs, and costs what the CLI costs. Its folder holds
+job.json (the record: kind, owner session, subject, estimate), events.jsonl (what it reports as it goes),
+log.txt and, once asked to stop, the stop file ("keep" in it means: save the best epoch so far).
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import subprocess
 import sys
 import time
 import uuid
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mnist_core import registry
+from mnist_core import fsutil, registry
 from mnist_core import spec as specs
 from mnist_core.errors import LabError
 from mnist_core.paths import PROJECT_ROOT, jobs_dir
@@ -27,6 +29,11 @@ STOP = "stop"
 INFO = "job.json"
 START_LOCK = ".start.lock"
 TERMINAL = {"done", "stopped", "failed"}
+KINDS = ("train", "finetune", "study", "save-best")
+MODEL_KINDS = ("train", "finetune", "save-best")  # the kinds whose outcome is a saved model
+MAX_RUNNING = 2  # jobs at once on this machine: each one wants a core
+MAX_EVENT_BYTES = 8 * 1024 * 1024  # a status reads at most the last 8 MB of events (about 40,000 lines)
+LIST_EVENT_BYTES = 64 * 1024  # a listing needs only the last events, to tell the state
 
 
 @dataclass
@@ -37,11 +44,24 @@ class JobStatus:
     events: list[dict] = field(default_factory=list)
     started: float = 0.0
     message: str = ""
-    kind: str = "train"  # "train" (training, fine-tuning) or "explore" (hyperparameter searches, save-best)
+    kind: str = "train"
+    session: str | None = None  # the browser session that started it (None: the CLI or a test)
+    subject: dict = field(default_factory=dict)  # what it works on: {"spec", "config"}, {"study"}, {"parent"}
+    estimate: dict = field(default_factory=dict)  # {"epoch_seconds", "startup_seconds"} measured before the start
 
     @property
     def running(self) -> bool:
         return self.state == "running"
+
+    @property
+    def outcome(self) -> dict:
+        """What the job produced: {"model": name} or {"study": name}; empty unless it is done."""
+        done = self.last("done")
+        if done is None:
+            return {}
+        if self.kind == "study":
+            return {"study": self.subject.get("study", self.name)}
+        return {"model": done.get("name", self.name), "stopped_early": bool(done.get("stopped_early"))}
 
     def last(self, kind: str) -> dict | None:
         return next((e for e in reversed(self.events) if e.get("event") == kind), None)
@@ -55,184 +75,223 @@ class JobStatus:
         return [e for e in self.events if e.get("event") == "batch"]
 
     def curve_points(self) -> list[dict]:
-        """Points for live curves, in charts.training_curves' history format.
-
-        Train metrics come from batch events at fractional epochs (Keras reports the running mean of the
-        epoch so far), so the curve moves smoothly within an epoch; validation metrics come once per epoch.
-        """
-        points = [{"epoch": e["epoch"] - 1 + e["batch"] / max(1, e["steps"]), "loss": e["loss"],
-                   "accuracy": e["accuracy"]} for e in self.batches]
+        """Live curve points: train metrics from batch events at fractional epochs (Keras reports the running
+        mean of the epoch so far), validation metrics once per epoch; each with images seen and seconds."""
+        points = [{"epoch": e["epoch"] - 1 + e["batch"] / max(1, e["steps"]), "images": e.get("images"),
+                   "seconds": e.get("elapsed"), "loss": e["loss"], "accuracy": e["accuracy"]} for e in self.batches]
         for e in self.history:
             if "val_loss" in e:
-                points.append({"epoch": e["epoch"], "val_loss": e["val_loss"], "val_accuracy": e["val_accuracy"]})
+                points.append({"epoch": e["epoch"], "images": e.get("images"), "seconds": e.get("elapsed"),
+                               "val_loss": e["val_loss"], "val_accuracy": e["val_accuracy"]})
         return sorted(points, key=lambda p: p["epoch"])
 
-    def progress(self) -> dict:
-        """Fraction done, epoch, batch, elapsed and ETA seconds, from the latest events."""
+    def progress(self, now: float | None = None) -> dict:
+        """Fraction done, epoch, batch, elapsed seconds and an ETA in seconds (None while unknown)."""
+        from mnist_core.eta import estimate_remaining
+
         start = self.last("start") or {}
         epochs, steps = start.get("epochs", 1), start.get("steps_per_epoch", 1)
         batch = self.last("batch")
         epoch_no, batch_no = (batch["epoch"], batch["batch"]) if batch else (1, 0)
         done_steps = (epoch_no - 1) * steps + batch_no
         fraction = 1.0 if self.state == "done" else min(1.0, done_steps / max(1, epochs * steps))
-        elapsed = batch["elapsed"] if batch else 0.0
-        eta = elapsed / fraction * (1 - fraction) if fraction > 0 else None
+        wall = (now or time.time()) - self.started
+        eta = estimate_remaining(self.batches, self.history, epochs, steps, self.estimate, wall) if self.running else 0.0
         return {"fraction": fraction, "epoch": epoch_no, "epochs": epochs, "batch": batch_no, "steps": steps,
-                "elapsed": elapsed, "eta": eta}
+                "elapsed": wall, "eta": eta}
 
 
-def _job_dir(job_id: str) -> Path:
+def job_dir(job_id: str) -> Path:
     return jobs_dir() / job_id
 
 
-def read_events(path: Path) -> list[dict]:
+def read_events(path: Path, max_bytes: int = MAX_EVENT_BYTES) -> list[dict]:
+    """The events in the last `max_bytes` of the file; a half-written last line waits for the next poll."""
     events = []
     try:
-        with open(path, errors="replace") as fh:
-            for line in fh:
-                try:
-                    event = json.loads(line)
-                except ValueError:
-                    break  # the writer is mid-line; the rest arrives on the next poll
-                if isinstance(event, dict):
-                    events.append(event)
+        lines = fsutil.read_tail_lines(path, max_bytes)
     except OSError:
-        pass
+        return []
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            event = json.loads(line)
+        except ValueError:
+            break  # the writer is mid-line; the rest arrives on the next poll
+        if isinstance(event, dict) and isinstance(event.get("event"), str):
+            events.append(event)
     return events
 
 
-def _alive(pid: int, job_id: str) -> bool:
-    """True if `pid` is still this job's process (not a zombie, not a recycled pid)."""
+def _read_info(job_id: str) -> dict:
     try:
-        pid = int(pid)
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        if stat.rsplit(")", 1)[1].split()[0] == "Z":
-            return False
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        # Right after Popen returns, the child can still be inside exec() with an empty cmdline
-        # (seen here in about 1 start in 5); that is our process starting, not a dead one.
-        return not cmdline or job_id in cmdline.decode(errors="replace")
-    except (OSError, ValueError, TypeError, IndexError):
-        return False
-
-
-def status(job_id: str) -> JobStatus:
-    folder = _job_dir(job_id)
-    try:
-        info = json.loads((folder / INFO).read_text())
+        info = json.loads((job_dir(job_id) / INFO).read_text())
     except (OSError, ValueError):
         raise LabError(f"no job {job_id!r}") from None
     if not isinstance(info, dict) or not {"pid", "name", "started"} <= info.keys():
         raise LabError(f"job {job_id!r} is damaged (job.json lacks pid, name or started)")
-    events = read_events(folder / EVENTS)
+    if not isinstance(info["started"], (int, float)) or not isinstance(info["name"], str):
+        raise LabError(f"job {job_id!r} is damaged (job.json has a bad name or start time)")
+    return info
+
+
+def status(job_id: str, max_event_bytes: int = MAX_EVENT_BYTES) -> JobStatus:
+    info = _read_info(job_id)
+    events = read_events(job_dir(job_id) / EVENTS, max_event_bytes)
     final = next((e for e in reversed(events) if e.get("event") in TERMINAL), None)
     if final:
-        state, message = final["event"], final.get("message", "")
-    elif _alive(info["pid"], job_id):
+        state, message = final["event"], str(final.get("message", ""))
+    elif fsutil.pid_alive(info["pid"], job_id):
         state, message = "running", ""
     else:
-        state, message = "failed", "the training process ended without finishing (killed or crashed)"
-    return JobStatus(job_id, info["name"], state, events, info["started"], message, info.get("kind", "train"))
+        state, message = "failed", "the process ended without finishing (killed or crashed)"
+    kind = info.get("kind") if info.get("kind") in KINDS else "train"
+    dicts = {k: info.get(k) if isinstance(info.get(k), dict) else {} for k in ("subject", "estimate")}
+    session = info.get("session") if isinstance(info.get("session"), str) else None
+    return JobStatus(job_id, info["name"], state, events, float(info["started"]), message, kind, session,
+                     dicts["subject"], dicts["estimate"])
 
 
 def all_jobs() -> list[JobStatus]:
+    """Every job, newest first, read cheaply (each one's last events only)."""
     root = jobs_dir()
     if not root.is_dir():
         return []
     found = []
     for child in root.iterdir():
+        if child.name.startswith("."):
+            continue
         try:
-            found.append(status(child.name))
+            found.append(status(child.name, LIST_EVENT_BYTES))
         except LabError:
             continue
     return sorted(found, key=lambda j: j.started, reverse=True)
 
 
+def running_jobs() -> list[JobStatus]:
+    return [j for j in all_jobs() if j.running]
+
+
 def current() -> JobStatus | None:
-    """The running job, if any."""
-    return next((j for j in all_jobs() if j.running), None)
+    """A running job, if any (the newest)."""
+    return next(iter(running_jobs()), None)
 
 
-def latest(kind: str = "train") -> JobStatus | None:
-    """The newest job of this kind (the Train page shows training jobs, not searches)."""
-    jobs = [j for j in all_jobs() if j.kind == kind]
-    return jobs[0] if jobs else None
+def latest(session: str | None = None, kinds: tuple[str, ...] = ("train",)) -> JobStatus | None:
+    """The newest job of these kinds that this session started (read in full, for its panel)."""
+    job = next((j for j in all_jobs() if j.kind in kinds and j.session == session), None)
+    return status(job.id) if job else None
 
 
-def start(spec: specs.ModelSpec, config: specs.TrainConfig, name: str) -> JobStatus:
-    """Launch a training subprocess. Refused while another job runs, or if the name is taken."""
+def others_running(session: str | None) -> list[JobStatus]:
+    """Jobs other sessions are running: a reason this machine is slower, not this session's result."""
+    return [j for j in running_jobs() if j.session != session]
+
+
+# ---------- starting ----------
+
+
+def start_train(spec: specs.ModelSpec, config: specs.TrainConfig, name: str, *, session: str | None = None,
+                estimate: dict | None = None) -> JobStatus:
+    """Train `spec` with `config` and save it as `name`. `estimate` ({"epoch_seconds", "startup_seconds"}),
+    measured before the start, guides the ETA until the job's own batches say otherwise."""
     spec.validate()
     config.validate()
-    return launch(name, ["train"], files={"--spec": specs.to_json(spec), "--config": specs.to_json(config)})
+    subject = {"spec": specs.to_dict(spec), "config": specs.to_dict(config)}
+    return _launch("train", name, ["train"], session=session, subject=subject, estimate=estimate,
+                   files={"--spec": specs.to_json(spec), "--config": specs.to_json(config)})
 
 
-def start_fine_tune(parent: str, name: str, epochs: int = 1) -> JobStatus:
-    """Launch `python -m mnist_core finetune`: a copy of `parent` trained on my digits mixed with MNIST."""
+def start_fine_tune(parent: str, name: str, epochs: int = 1, *, session: str | None = None) -> JobStatus:
+    """A copy of `parent` trained on my digits mixed with MNIST, saved as `name`; the parent stays as it is."""
     registry.check_name(parent)
     if not registry.exists(parent):
         raise LabError(f"no model named {parent!r}")
-    return launch(name, ["finetune", "--parent", parent, "--epochs", str(int(epochs))])
+    return _launch("finetune", name, ["finetune", "--parent", parent, "--epochs", str(int(epochs))],
+                   session=session, subject={"parent": parent, "epochs": int(epochs)})
 
 
-def launch(name: str, args: list[str], *, kind: str = "train", saves_model: bool = True,
-           files: dict[str, str] | None = None) -> JobStatus:
-    """Run `python -m mnist_core ARGS` as a background job that survives reruns and closed tabs.
+def start_study(study: str, space: dict | None, *, n_trials: int, workers: int = 1, sampler: str = "tpe",
+                train_limit: int | None = None, epochs: int | None = None, session: str | None = None) -> JobStatus:
+    """Run `n_trials` more trials of an explore study. `space` None continues the study with its stored space."""
+    from mnist_core.explore import space as spaces
+    from mnist_core.explore import study as studies
 
-    Refused while another job runs, or, if the job will save a model called `name`, when that name is
-    taken. `files` maps an option to text that is written into the job's folder and passed as that
-    option's path (e.g. {"--spec": json}), so the subprocess reads exactly what was checked here.
-    """
-    with _one_start_at_a_time():
-        folder, job_id = _new_job(name if saves_model else None)
+    studies.check_study_name(study)
+    if space is not None:
+        studies.make_sampler(sampler, spaces.normalise_space(space), None)  # bad values fail here, not in a log
+    args = ["explore", "--study", study, "--trials", str(int(n_trials)), "--workers", str(int(workers)),
+            "--sampler", sampler]
+    args += ["--train-limit", str(int(train_limit))] if train_limit is not None else []
+    args += ["--train-epochs", str(int(epochs))] if epochs is not None else []
+    files = {"--space": json.dumps(space)} if space is not None else None
+    subject = {"study": study, "trials": int(n_trials), "workers": int(workers), "sampler": sampler}
+    return _launch("study", study, args, session=session, subject=subject, files=files)
+
+
+def start_save_best(study: str, model_name: str, *, train_limit: int | None = None,
+                    session: str | None = None) -> JobStatus:
+    """Retrain a study's best trial on its training and validation images and save it as `model_name`."""
+    args = ["explore", "--study", study, "--save-best", model_name]
+    args += ["--train-limit", str(int(train_limit))] if train_limit is not None else []
+    return _launch("save-best", model_name, args, session=session, subject={"study": study})
+
+
+def _launch(kind: str, name: str, args: list[str], *, session: str | None, subject: dict,
+            estimate: dict | None = None, files: dict[str, str] | None = None) -> JobStatus:
+    """Run `python -m mnist_core ARGS` as a background job. `files` maps an option to text written into the
+    job's folder and passed as that option's path, so the process reads exactly what was checked here.
+
+    Check-then-launch happens under an exclusive lock (other processes included): without it, two
+    sessions pressing Start together both saw room and both launched."""
+    with fsutil.exclusive_lock(jobs_dir() / START_LOCK):
+        if kind in MODEL_KINDS:
+            registry.check_free(name)
+        _check_room(session)
+        job_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+        folder = job_dir(job_id)
+        folder.mkdir(parents=True)
         for option, text in (files or {}).items():
             path = folder / f"{option.lstrip('-')}.json"
             path.write_text(text)
             args = [*args, option, str(path)]
         cmd = [sys.executable, "-m", "mnist_core", *args, "--name", name, "--events", str(folder / EVENTS),
                "--stop-file", str(folder / STOP), "--job-id", job_id]
-        log = open(folder / "log.txt", "wb")
-        proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True, env=os.environ.copy())
-        log.close()
-        (folder / INFO).write_text(json.dumps({"id": job_id, "name": name, "pid": proc.pid, "started": time.time(),
-                                               "kind": kind}))
+        with open(folder / "log.txt", "wb") as log:
+            proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True, env=os.environ.copy())
+        fsutil.write_json_atomic(folder / INFO, {
+            "id": job_id, "name": name, "kind": kind, "pid": proc.pid, "started": time.time(), "session": session,
+            "subject": subject, "estimate": estimate or {}})
         return status(job_id)
 
 
-@contextmanager
-def _one_start_at_a_time():
-    """Check-then-launch under an exclusive lock (other processes included): without it, two sessions
-    pressing Train together both saw no running job and both launched one."""
-    jobs_dir().mkdir(parents=True, exist_ok=True)
-    with open(jobs_dir() / START_LOCK, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)  # released on close, or by the kernel if the holder dies
-        yield
-
-
-def _new_job(model_name: str | None) -> tuple[Path, str]:
-    """Check no job runs (and that the model name, if any, is free), then make the job's folder."""
-    if model_name is not None:
-        registry.check_free(model_name)
-    running = current()
-    if running:
-        what = f"training {running.name!r}" if running.kind == "train" else repr(running.name)
+def _check_room(session: str | None) -> None:
+    running = running_jobs()
+    mine = next((j for j in running if j.session == session), None)
+    if mine:
+        what = f"training {mine.name!r}" if mine.kind == "train" else f"{mine.kind} {mine.name!r}"
         raise LabError(f"a job is already running ({what}); stop it or wait for it")
-    job_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
-    folder = _job_dir(job_id)
-    folder.mkdir(parents=True)
-    return folder, job_id
+    if len(running) >= MAX_RUNNING:
+        raise LabError(f"{len(running)} jobs are already running on this machine (at most {MAX_RUNNING} at once, "
+                       "one per core); wait for one to end")
 
 
-def stop(job_id: str) -> None:
-    """Ask the job to stop at its next batch; it then exits without saving."""
-    folder = _job_dir(job_id)
+# ---------- stopping and waiting ----------
+
+
+def stop(job_id: str, keep: bool = False) -> None:
+    """Ask the job to stop at its next batch. With keep, a training job saves its best epoch so far
+    (marked as stopped early); without, it saves nothing."""
+    folder = job_dir(job_id)
     if not folder.is_dir():
         raise LabError(f"no job {job_id!r}")
-    (folder / STOP).touch()
+    (folder / STOP).write_text("keep" if keep else "discard")
 
 
 def stop_requested(job_id: str) -> bool:
-    return (_job_dir(job_id) / STOP).exists()
+    return (job_dir(job_id) / STOP).exists()
 
 
 def wait(job_id: str, timeout: float = 600, poll: float = 0.2) -> JobStatus:

@@ -108,9 +108,11 @@ def app_page():
     st.cache_resource.clear()
     st.cache_data.clear()
 
-    def open_page(page: str = "views/home.py", clean: bool = False) -> AppTest:
-        """clean=True also asserts the page rendered without an exception."""
+    def open_page(page: str = "views/home.py", clean: bool = False, query: dict | None = None) -> AppTest:
+        """clean=True also asserts the page rendered without an exception; `query` is the URL's query
+        (e.g. {"tab": ...} for the browser session a reloaded tab carries)."""
         at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=APP_TIMEOUT)
+        at.query_params.update(query or {})
         at.switch_page(page).run()
         assert not (clean and at.exception), at.exception
         return at

@@ -93,11 +93,14 @@ def test_fine_tune_from_the_page(open_my_digits, registry_with, small_mnist):
     assert at.selectbox(key="my_parent").value == "tiny"
     assert at.text_input(key="my_new_name_tiny").value == "tiny-mine"
     next(b for b in at.button if b.label == "Fine-tune").click().run()
-    assert not at.exception and "in the background" in at.info[0].value
-    job = jobs.latest()
+    assert not at.exception and "Fine-tuning tiny into tiny-mine" in [h.value for h in at.subheader]
+    assert jobs.latest() is None  # the job belongs to the page's browser session, not to everyone
+    job = jobs.latest(at.session_state["browser_session"], kinds=("finetune",))
+    assert job.subject == {"parent": "tiny", "epochs": 1}
     assert jobs.wait(job.id, timeout=300).state == "done"
     at.run()
-    assert not at.exception and "Saved tiny-mine, fine-tuned from tiny on 3" in at.success[0].value
+    assert not at.exception and "Saved as **tiny-mine**." in at.success[0].value
+    assert "Fine-tuned from tiny on 3 of your digits." in [c.value for c in at.caption]
     table = at.dataframe[0].value
     assert list(table.columns) == ["accuracy on", "before (tiny)", "after (tiny-mine)"]
     assert table["accuracy on"][0] == "my digits (also used for tuning: too few to hold any out)"  # 3 < 8

@@ -16,10 +16,12 @@ from streamlit.testing.v1 import AppTest
 from mnist_core import jobs
 from mnist_core import spec as specs
 
+TAB = "a1b2c3d4e5f6"  # this browser tab's session id, as the URL carries it across reloads
+
 
 @pytest.fixture
 def open_train(app_page):
-    return functools.partial(app_page, "views/train.py", clean=True)
+    return functools.partial(app_page, "views/train.py", clean=True, query={"tab": TAB})
 
 
 def bundle(at: AppTest) -> tuple[specs.ModelSpec, specs.TrainConfig]:
@@ -27,13 +29,32 @@ def bundle(at: AppTest) -> tuple[specs.ModelSpec, specs.TrainConfig]:
     return specs.parse_bundle(at.session_state["train_bundle"])
 
 
-def fake_job(job_id: str, name: str, events: list[dict], pid: int) -> Path:
-    """A job folder as jobs.start writes it, for a process we control."""
+def fake_job(job_id: str, name: str, events: list[dict], pid: int, session: str = TAB,
+             preset: str = "mlp-2x512") -> Path:
+    """A job folder as jobs.start_train writes it, for a process we control."""
     folder = Path(os.environ["MNIST_JOBS_DIR"]) / job_id
     folder.mkdir(parents=True)
     (folder / jobs.EVENTS).write_text("".join(json.dumps(e) + "\n" for e in events))
-    (folder / jobs.INFO).write_text(json.dumps({"id": job_id, "name": name, "pid": pid, "started": time.time()}))
+    spec, config = specs.preset(preset).copy()
+    (folder / jobs.INFO).write_text(json.dumps({
+        "id": job_id, "name": name, "pid": pid, "started": time.time(), "kind": "train", "session": session,
+        "subject": {"spec": specs.to_dict(spec), "config": specs.to_dict(config)}}))
     return folder
+
+
+@pytest.fixture
+def sleeper():
+    """A stand-in job process: jobs.status counts a job as running while a process naming its id lives."""
+    procs = []
+
+    def start(job_id: str) -> int:
+        procs.append(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", job_id]))
+        return procs[-1].pid
+
+    yield start
+    for proc in procs:
+        proc.kill()
+        proc.wait()
 
 
 def test_renders_with_empty_registry_and_measures_the_epoch(open_train):
@@ -101,32 +122,45 @@ def test_spec_file_import_and_bad_json(open_train):
     assert len(at.error) == 1 and "dense_layers[0].units" in at.error[0].value
 
 
-def test_a_running_job_is_shown_and_a_second_start_is_refused(open_train):
-    # A stand-in training process: jobs.status counts a job as running while a process with its id lives.
+def test_a_running_job_is_shown_and_a_second_start_is_refused(open_train, sleeper):
     job_id = "20260101-000000-abc123"
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", job_id])
-    try:
-        events = [{"event": "start", "epochs": 2, "steps_per_epoch": 100, "params": 1000},
-                  {"event": "batch", "epoch": 1, "batch": 50, "steps": 100, "loss": 1.0, "accuracy": 0.7,
-                   "elapsed": 5.0}]
-        folder = fake_job(job_id, "running-model", events, sleeper.pid)
-        at = open_train()
-        assert any(s.value == "Training running-model" for s in at.subheader)
-        progress = at.get("progress")[0]
-        assert progress.value == 25 and "Epoch 1/2 · batch 50/100" in progress.text
-        next(b for b in at.button if b.label == "Start training").click().run()
-        assert any("a job is already running" in e.value for e in at.error)
-        at.button(key="train_stop").click().run()
-        assert (folder / jobs.STOP).exists()
-    finally:
-        sleeper.kill()
-        sleeper.wait()
+    events = [{"event": "start", "epochs": 2, "steps_per_epoch": 100, "params": 1000},
+              {"event": "batch", "epoch": 1, "batch": 50, "steps": 100, "loss": 1.0, "accuracy": 0.7, "elapsed": 5.0}]
+    folder = fake_job(job_id, "running-model", events, sleeper(job_id))
+    at = open_train()
+    assert any(s.value == "Training running-model" for s in at.subheader)
+    # The panel describes the job's own spec (mlp-2x512), not the sidebar's (the default mlp-2x128).
+    assert any(c.value.startswith("mlp-d512-d512 · ") for c in at.caption)
+    assert any(s.value.startswith("Model: mlp-d128-d128") for s in at.subheader)
+    progress = at.get("progress")[0]
+    assert progress.value == 25 and "Epoch 1/2 · batch 50/100" in progress.text
+    assert next(b for b in at.button if b.label == "Start training").disabled
+    at.button(key=f"stop_{job_id}").click().run()
+    assert not (folder / jobs.STOP).exists()  # Stop asks first: keep the best epoch, or discard
+    at.button(key=f"keep_{job_id}").click().run()
+    assert (folder / jobs.STOP).read_text() == "keep"
+    assert at.button(key=f"stopping_{job_id}").disabled
+
+
+def test_another_sessions_job_is_not_my_last_run(registry_with, open_train, sleeper):
+    registry_with("tiny")
+    fake_job("20260101-000000-aaa111", "tiny", [{"event": "done", "name": "tiny"}], pid=1, session="0123456789ab")
+    job_id = "20260101-000001-bbb222"
+    fake_job(job_id, "theirs", [{"event": "start", "epochs": 2, "steps_per_epoch": 100}], sleeper(job_id),
+             session="0123456789ab")
+    at = open_train()
+    headings = [s.value for s in at.subheader]
+    assert not any("tiny" in h or "theirs" in h for h in headings), headings
+    assert any("1 other job running on this machine" in c.value for c in at.caption)
+    assert not next(b for b in at.button if b.label == "Start training").disabled
 
 
 def test_a_finished_job_shows_the_saved_models_results(registry_with, isolated_dirs, open_train):
     registry_with("tiny")
     fake_job("20260101-000000-def456", "tiny", [{"event": "done", "name": "tiny", "test_accuracy": 0.8, "test_loss": 0.5}], pid=1)
     at = open_train()
+    assert "Last run: Training tiny" in [s.value for s in at.subheader]
+    assert "Saved as **tiny**." in at.success[0].value
     meta = json.loads((isolated_dirs / "tiny" / "metadata.json").read_text())
     accuracy = next(m for m in at.metric if m.label == "Test accuracy")
     assert accuracy.value == f"{meta['test']['accuracy']:.2%}"
@@ -142,13 +176,14 @@ def test_missing_mnist_is_one_error_line(monkeypatch, tmp_path, open_train):
     monkeypatch.delenv("MNIST_DATA", raising=False)
     monkeypatch.setenv("MNIST_CACHE_DIR", str(tmp_path / "empty_cache"))
     at = open_train()
-    assert len(at.error) == 1 and "MNIST is not downloaded yet" in at.error[0].value
+    assert len(at.warning) == 1 and "MNIST is not downloaded yet" in at.warning[0].value
+    assert [b.label for b in at.button if b.label == "Fetch MNIST"] == ["Fetch MNIST"]  # the same action as Home
 
 
 def test_a_wrong_mnist_data_path_is_named_in_the_error(monkeypatch, tmp_path, open_train):
     monkeypatch.setenv("MNIST_DATA", str(tmp_path / "nowhere.npz"))
     at = open_train()
-    assert len(at.error) == 1 and f"MNIST_DATA points to {tmp_path / 'nowhere.npz'}" in at.error[0].value
+    assert len(at.warning) == 1 and f"MNIST_DATA points to {tmp_path / 'nowhere.npz'}" in at.warning[0].value
 
 
 def test_the_spec_survives_a_page_switch(open_train):
@@ -161,3 +196,22 @@ def test_the_spec_survives_a_page_switch(open_train):
     spec, config = bundle(at)
     assert [d.units for d in spec.dense_layers] == [512, 100] and config.optimizer == "rmsprop"
     assert at.number_input(key="sb_d1_units").value == 100
+
+
+def test_the_spec_survives_a_reload_through_the_url(open_train, app_page):
+    at = open_train()
+    at.selectbox(key="sb_preset").set_value("cnn-classic").run()
+    at.number_input(key="sb_epochs").set_value(3).run()
+    assert at.selectbox(key="sb_preset").value == "custom"  # edited: no longer the preset
+    link = at.query_params["spec"]
+    link = link[0] if isinstance(link, list) else link
+    reloaded = app_page("views/train.py", clean=True, query={"tab": TAB, "spec": link})  # a new session, same URL
+    spec, config = bundle(reloaded)
+    assert (spec, config) == bundle(at) and config.epochs == 3 and spec.kind == "cnn"
+    assert reloaded.selectbox(key="sb_preset").value == "custom"
+
+
+def test_a_broken_spec_link_falls_back_to_the_default_with_one_line(app_page):
+    at = app_page("views/train.py", clean=True, query={"spec": "not-a-spec"})
+    assert bundle(at) == tuple(specs.preset("mlp-2x128").copy())
+    assert any("link: the spec in this link is not readable" in e.value for e in at.error)

@@ -45,15 +45,15 @@ def cleanup():
 def _pid(job_id: str) -> int:
     import json
 
-    return json.loads((jobs._job_dir(job_id) / jobs.INFO).read_text())["pid"]
+    return json.loads((jobs.job_dir(job_id) / jobs.INFO).read_text())["pid"]
 
 
 def test_job_runs_to_done_and_saves_the_model(isolated_dirs, cleanup):
-    st = jobs.start(TINY, QUICK, "from-job")
+    st = jobs.start_train(TINY, QUICK, "from-job")
     cleanup.append(st.id)
     assert st.running and st.name == "from-job" and jobs.current().id == st.id
     final = jobs.wait(st.id, timeout=180)
-    assert final.state == "done", (final.message, (jobs._job_dir(st.id) / "log.txt").read_text()[-2000:])
+    assert final.state == "done", (final.message, (jobs.job_dir(st.id) / "log.txt").read_text()[-2000:])
     kinds = [e["event"] for e in final.events]
     assert kinds[0] == "start" and kinds[-2:] == ["evaluating", "done"] and "epoch" in kinds
     assert final.events[0]["steps_per_epoch"] == 54 and final.events[0]["train_size"] == 54000
@@ -64,14 +64,14 @@ def test_job_runs_to_done_and_saves_the_model(isolated_dirs, cleanup):
     assert entry.metadata["test"]["accuracy"] > 0.6  # 54 steps of learning on real digits
     assert jobs.current() is None and jobs.latest().id == st.id
     with pytest.raises(LabError, match=r"^a model named 'from-job' already exists; pick another name$"):
-        jobs.start(TINY, QUICK, "from-job")
+        jobs.start_train(TINY, QUICK, "from-job")
 
 
 def test_second_start_is_refused_and_stop_saves_nothing(isolated_dirs, cleanup):
-    st = jobs.start(TINY, LONG, "long")
+    st = jobs.start_train(TINY, LONG, "long")
     cleanup.append(st.id)
     with pytest.raises(LabError, match=r"^a job is already running \(training 'long'\); stop it or wait for it$"):
-        jobs.start(TINY, QUICK, "another")
+        jobs.start_train(TINY, QUICK, "another")
     assert [j.name for j in jobs.all_jobs()] == ["long"]  # the refused start left no job behind
     running = _wait_for(st.id, "batch")
     assert running.running and running.progress()["fraction"] < 0.5
@@ -86,7 +86,7 @@ def test_second_start_is_refused_and_stop_saves_nothing(isolated_dirs, cleanup):
 
 
 def test_killed_job_is_failed_not_running_forever(isolated_dirs, cleanup):
-    st = jobs.start(TINY, LONG, "doomed")
+    st = jobs.start_train(TINY, LONG, "doomed")
     cleanup.append(st.id)
     _wait_for(st.id, "start")
     os.killpg(_pid(st.id), signal.SIGKILL)  # the job runs in its own session: its group is just itself
@@ -95,10 +95,10 @@ def test_killed_job_is_failed_not_running_forever(isolated_dirs, cleanup):
         time.sleep(0.1)
     final = jobs.status(st.id)
     assert final.state == "failed"
-    assert final.message == "the training process ended without finishing (killed or crashed)"
+    assert final.message == "the process ended without finishing (killed or crashed)"
     assert jobs.current() is None and not (isolated_dirs / "doomed").exists()
     # a new job may start once the dead one is recognised as dead
-    again = jobs.start(TINY, LONG, "next")
+    again = jobs.start_train(TINY, LONG, "next")
     cleanup.append(again.id)
     assert again.running
 
@@ -106,11 +106,11 @@ def test_killed_job_is_failed_not_running_forever(isolated_dirs, cleanup):
 def test_bad_requests_are_refused_before_anything_starts(isolated_dirs):
     (isolated_dirs / "taken").mkdir()
     with pytest.raises(LabError, match=r"^bad model name '\.\./x'"):
-        jobs.start(TINY, QUICK, "../x")
+        jobs.start_train(TINY, QUICK, "../x")
     with pytest.raises(LabError, match=r"^a model named 'taken' already exists"):
-        jobs.start(TINY, QUICK, "taken")
+        jobs.start_train(TINY, QUICK, "taken")
     with pytest.raises(LabError, match=r"^epochs must be a whole number in \[1, 1000\], got 0$"):
-        jobs.start(TINY, TrainConfig(epochs=0), "fine")
+        jobs.start_train(TINY, TrainConfig(epochs=0), "fine")
     assert jobs.all_jobs() == [] and jobs.latest() is None
     with pytest.raises(LabError, match=r"^no job 'missing'$"):
         jobs.status("missing")
@@ -120,7 +120,7 @@ def test_a_just_started_job_is_never_reported_failed(isolated_dirs, cleanup):
     # Regression: polled while the child was still inside exec(), its /proc cmdline was empty and the
     # job read 'failed' for a moment (about 1 start in 5 here), which ends a UI's polling for good.
     for i in range(8):
-        st = jobs.start(TINY, LONG, f"quick-{i}")
+        st = jobs.start_train(TINY, LONG, f"quick-{i}")
         cleanup.append(st.id)
         assert st.state == "running", (i, st.message)
         os.killpg(_pid(st.id), signal.SIGKILL)
@@ -139,7 +139,7 @@ def test_simultaneous_starts_launch_exactly_one_job(isolated_dirs, cleanup):
     def press_train(i: int) -> None:
         barrier.wait()
         try:
-            results.append(jobs.start(TINY, LONG, f"race-{i}"))
+            results.append(jobs.start_train(TINY, LONG, f"race-{i}"))
         except LabError as exc:
             results.append(str(exc))
 
@@ -154,3 +154,63 @@ def test_simultaneous_starts_launch_exactly_one_job(isolated_dirs, cleanup):
     refusals = [r for r in results if isinstance(r, str)]
     assert refusals == [f"a job is already running (training {started[0].name!r}); stop it or wait for it"] * 2
     assert [j.id for j in jobs.all_jobs()] == [started[0].id]
+
+
+def test_a_job_records_its_kind_owner_subject_and_outcome(isolated_dirs, cleanup):
+    st = jobs.start_train(TINY, QUICK, "owned", session="tab-a", estimate={"epoch_seconds": 2.0})
+    cleanup.append(st.id)
+    assert (st.kind, st.session, st.estimate) == ("train", "tab-a", {"epoch_seconds": 2.0})
+    assert st.subject["spec"]["dense_layers"][0]["units"] == 16 and st.subject["config"]["epochs"] == 1
+    assert st.outcome == {}  # nothing produced yet
+    assert jobs.latest(session="tab-a").id == st.id
+    assert jobs.latest(session="tab-b") is None and jobs.latest() is None  # not another session's "last run"
+    assert [j.id for j in jobs.others_running("tab-b")] == [st.id] and jobs.others_running("tab-a") == []
+    final = jobs.wait(st.id, timeout=180)
+    assert final.state == "done" and final.outcome == {"model": "owned", "stopped_early": False}
+    assert jobs.others_running("tab-b") == []
+
+
+def test_sessions_run_side_by_side_up_to_the_machine_limit(isolated_dirs, cleanup):
+    a = jobs.start_train(TINY, LONG, "a", session="tab-a")
+    cleanup.append(a.id)
+    with pytest.raises(LabError, match=r"^a job is already running \(training 'a'\); stop it or wait for it$"):
+        jobs.start_train(TINY, LONG, "a2", session="tab-a")
+    b = jobs.start_train(TINY, LONG, "b", session="tab-b")
+    cleanup.append(b.id)
+    with pytest.raises(LabError, match=rf"^2 jobs are already running on this machine \(at most {jobs.MAX_RUNNING}"):
+        jobs.start_train(TINY, LONG, "c", session="tab-c")
+    for job in (a, b):
+        jobs.stop(job.id)
+        assert (jobs.job_dir(job.id) / jobs.STOP).read_text() == "discard"
+    assert {jobs.wait(j.id, timeout=120).state for j in (a, b)} == {"stopped"}
+
+
+def test_stop_and_keep_is_written_for_the_job_to_read(isolated_dirs):
+    folder = jobs.job_dir("20260101-000000-abcdef")
+    folder.mkdir(parents=True)
+    jobs.stop(folder.name, keep=True)
+    assert (folder / jobs.STOP).read_text() == "keep" and jobs.stop_requested(folder.name)
+
+
+def test_a_huge_event_file_is_read_in_bounded_memory(isolated_dirs):
+    folder = jobs.job_dir("20260101-000000-big000")
+    folder.mkdir(parents=True)
+    (folder / jobs.INFO).write_text('{"pid": 1, "name": "big", "started": 1.0, "kind": "train"}')
+    line = '{"event": "batch", "epoch": 1, "batch": 1, "steps": 9, "loss": 1.0, "accuracy": 0.5, "elapsed": 1.0}\n'
+    with open(folder / jobs.EVENTS, "w") as fh:
+        fh.write(line * (jobs.MAX_EVENT_BYTES // len(line) + 1000))
+        fh.write('{"event": "failed", "message": "boom"}\n')
+    listed = jobs.all_jobs()
+    assert [(j.name, j.state, j.message) for j in listed] == [("big", "failed", "boom")]
+    assert len(listed[0].events) <= jobs.LIST_EVENT_BYTES // len(line) + 1
+    full = jobs.status(folder.name)
+    assert len(full.events) <= jobs.MAX_EVENT_BYTES // len(line) + 1 and full.events[-1]["event"] == "failed"
+
+
+def test_a_job_record_with_wrong_types_is_damaged_not_a_crash(isolated_dirs):
+    folder = jobs.job_dir("20260101-000000-bad000")
+    folder.mkdir(parents=True)
+    (folder / jobs.INFO).write_text('{"pid": 1, "name": "x", "started": "yesterday"}')
+    with pytest.raises(LabError, match=r"is damaged \(job.json has a bad name or start time\)$"):
+        jobs.status(folder.name)
+    assert jobs.all_jobs() == []

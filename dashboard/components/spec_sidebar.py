@@ -2,10 +2,15 @@
 
 Session state is the single source of truth: every control has a stable key, and presets, imports and
 add/remove buttons write those keys in callbacks. Streamlit forgets widget keys on a page switch, so the
-last spec is also kept under plain keys and the widgets are re-seeded from it on return.
+last spec is also kept under plain keys and the widgets are re-seeded from it on return. The spec is also
+in the URL (`?spec=...`), so a reload keeps it and a link reproduces it, as TensorFlow Playground does.
 """
 
 from __future__ import annotations
+
+import base64
+import binascii
+import zlib
 
 import streamlit as st
 
@@ -14,6 +19,8 @@ from mnist_core.errors import LabError
 
 DEFAULT_PRESET = "mlp-2x128"
 CUSTOM = "custom"
+URL_PARAM = "spec"
+MAX_URL_SPEC = 4096  # characters of the encoded spec accepted from a URL, checked before decoding
 ss = st.session_state
 
 
@@ -37,7 +44,8 @@ def _seed(spec: specs.ModelSpec, config: specs.TrainConfig, preset: str | None =
         _set_dense(i, d)
     ss.update({"sb_optimizer": config.optimizer, "sb_lr": float(config.learning_rate), "sb_schedule": config.schedule,
                "sb_warmup": float(config.warmup_fraction), "sb_batch": config.batch_size, "sb_epochs": config.epochs,
-               "sb_val": float(config.validation_split), "sb_seed": config.seed, "sb_augment": config.augment})
+               "sb_val": float(config.validation_split), "sb_seed": config.seed, "sb_augment": config.augment,
+               "sb_patience": getattr(config, "patience", 0)})
 
 
 def _read() -> tuple[specs.ModelSpec, specs.TrainConfig]:
@@ -47,9 +55,12 @@ def _read() -> tuple[specs.ModelSpec, specs.TrainConfig]:
     dense = [specs.DenseLayer(ss[f"sb_d{i}_units"], ss[f"sb_d{i}_activation"], ss[f"sb_d{i}_dropout"])
              for i in range(ss.sb_n_dense)]
     spec = specs.ModelSpec(ss.sb_kind, conv if ss.sb_kind == "cnn" else [], dense)
-    config = specs.TrainConfig(ss.sb_optimizer, ss.sb_lr, ss.sb_schedule, ss.sb_warmup, ss.sb_batch, ss.sb_epochs,
-                               ss.sb_val, ss.sb_seed, ss.sb_augment)
-    return spec, config
+    fields = dict(optimizer=ss.sb_optimizer, learning_rate=ss.sb_lr, schedule=ss.sb_schedule,
+                  warmup_fraction=ss.sb_warmup, batch_size=ss.sb_batch, epochs=ss.sb_epochs,
+                  validation_split=ss.sb_val, seed=ss.sb_seed, augment=ss.sb_augment)
+    if "patience" in specs.TrainConfig.__dataclass_fields__:
+        fields["patience"] = ss.get("sb_patience", 0)
+    return spec, specs.TrainConfig(**fields)
 
 
 def current() -> tuple[specs.ModelSpec, specs.TrainConfig]:
@@ -63,6 +74,46 @@ def current() -> tuple[specs.ModelSpec, specs.TrainConfig]:
 def _on_preset() -> None:
     if ss.sb_preset != CUSTOM:
         _seed(*specs.preset(ss.sb_preset).copy(), preset=ss.sb_preset)
+
+
+def _on_field() -> None:
+    """Any edit that leaves the preset's spec or config makes the Preset box say "custom"."""
+    if ss.sb_preset != CUSTOM and specs.bundle_json(*specs.preset(ss.sb_preset).copy()) != specs.bundle_json(*_read()):
+        ss.sb_preset = CUSTOM
+
+
+def encode_for_url(spec: specs.ModelSpec, config: specs.TrainConfig) -> str:
+    raw = zlib.compress(specs.bundle_json(spec, config).encode(), 9)
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_from_url(text: str) -> tuple[specs.ModelSpec, specs.TrainConfig | None]:
+    """The spec and config a URL carries; LabError for anything else (checked as data, bounded)."""
+    if len(text) > MAX_URL_SPEC:
+        raise LabError(f"the spec in this link is {len(text):,} characters, over the limit of {MAX_URL_SPEC:,}")
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        inflater = zlib.decompressobj()
+        bundle = inflater.decompress(raw, 64 * 1024)
+        if inflater.unconsumed_tail:
+            raise LabError("the spec in this link unpacks to more than 64 KB")
+    except (binascii.Error, ValueError, zlib.error):
+        raise LabError("the spec in this link is not readable (cut short or changed?)") from None
+    return specs.parse_bundle(bundle)
+
+
+def _initial() -> tuple[specs.ModelSpec, specs.TrainConfig, str | None]:
+    """What the widgets start from: this session's last spec, else the link's, else the default preset."""
+    stored = ss.get("train_bundle")
+    if stored:
+        return *specs.parse_bundle(stored), ss.get("train_preset", CUSTOM)
+    if text := st.query_params.get(URL_PARAM):
+        try:
+            spec, config = decode_from_url(text)
+            return spec, config or specs.preset(DEFAULT_PRESET).config, CUSTOM
+        except LabError as exc:
+            ss.sb_import_error = f"link: {exc}; showing the default preset instead"
+    return *specs.preset(DEFAULT_PRESET).copy(), DEFAULT_PRESET
 
 
 def _edit(change) -> None:
@@ -96,13 +147,13 @@ def _on_import() -> None:
 def _conv_controls(i: int) -> None:
     with st.expander(f"Conv block {i + 1}", expanded=True):
         a, b = st.columns(2)
-        a.number_input("filters", 1, 1024, step=8, key=f"sb_c{i}_filters")
-        b.selectbox("kernel", list(range(1, 10)), key=f"sb_c{i}_kernel")
-        a.selectbox("activation", specs.ACTIVATIONS, key=f"sb_c{i}_activation")
-        b.selectbox("padding", specs.PADDINGS, key=f"sb_c{i}_padding")
-        a.selectbox("pooling", specs.POOLINGS, key=f"sb_c{i}_pooling")
-        b.checkbox("batch-norm", key=f"sb_c{i}_bn")
-        st.slider("dropout", 0.0, 0.9, step=0.05, key=f"sb_c{i}_dropout")
+        a.number_input("filters", 1, 1024, step=8, key=f"sb_c{i}_filters", on_change=_on_field)
+        b.selectbox("kernel", list(range(1, 10)), key=f"sb_c{i}_kernel", on_change=_on_field)
+        a.selectbox("activation", specs.ACTIVATIONS, key=f"sb_c{i}_activation", on_change=_on_field)
+        b.selectbox("padding", specs.PADDINGS, key=f"sb_c{i}_padding", on_change=_on_field)
+        a.selectbox("pooling", specs.POOLINGS, key=f"sb_c{i}_pooling", on_change=_on_field)
+        b.checkbox("batch-norm", key=f"sb_c{i}_bn", on_change=_on_field)
+        st.slider("dropout", 0.0, 0.9, step=0.05, key=f"sb_c{i}_dropout", on_change=_on_field)
         st.button("Remove block", key=f"sb_c{i}_remove", disabled=ss.sb_n_conv <= 1,
                   on_click=_edit, args=(lambda s: s.conv_blocks.pop(i),))
 
@@ -110,18 +161,19 @@ def _conv_controls(i: int) -> None:
 def _dense_controls(i: int) -> None:
     with st.expander(f"Dense layer {i + 1}", expanded=True):
         a, b = st.columns(2)
-        a.number_input("units", 1, 8192, step=16, key=f"sb_d{i}_units")
-        b.selectbox("activation", specs.ACTIVATIONS, key=f"sb_d{i}_activation")
-        st.slider("dropout", 0.0, 0.9, step=0.05, key=f"sb_d{i}_dropout")
+        a.number_input("units", 1, 8192, step=16, key=f"sb_d{i}_units", on_change=_on_field)
+        b.selectbox("activation", specs.ACTIVATIONS, key=f"sb_d{i}_activation", on_change=_on_field)
+        st.slider("dropout", 0.0, 0.9, step=0.05, key=f"sb_d{i}_dropout", on_change=_on_field)
         st.button("Remove layer", key=f"sb_d{i}_remove", on_click=_edit, args=(lambda s: s.dense_layers.pop(i),))
 
 
 def spec_editor() -> tuple[specs.ModelSpec, specs.TrainConfig, str | None]:
     """Draw the sidebar; return the spec and config it describes and the preset they equal (or None)."""
-    if "sb_kind" not in ss:  # first visit, or back from another page: widgets forgot their values
-        stored = ss.get("train_bundle")
-        _seed(*(specs.parse_bundle(stored) if stored else specs.preset(DEFAULT_PRESET).copy()),
-              preset=ss.get("train_preset", DEFAULT_PRESET))
+    if "sb_kind" not in ss:  # first visit, a reload, or back from another page: widgets forgot their values
+        spec, config, preset = _initial()
+        _seed(spec, config, preset)
+        if preset not in (None, CUSTOM):
+            _on_field()  # a link's spec that equals a preset still names it; one that differs is custom
     with st.sidebar:
         st.header("Model")
         st.selectbox("Preset", [*specs.PRESETS, CUSTOM], key="sb_preset", on_change=_on_preset,
@@ -139,16 +191,20 @@ def spec_editor() -> tuple[specs.ModelSpec, specs.TrainConfig, str | None]:
 
         st.header("Training")
         a, b = st.columns(2)
-        a.selectbox("optimizer", specs.OPTIMIZERS, key="sb_optimizer")
-        b.number_input("learning rate", 1e-5, 1.0, step=1e-4, format="%.5f", key="sb_lr")
-        a.number_input("batch size", 1, 4096, step=32, key="sb_batch")
-        b.number_input("epochs", 1, specs.MAX_EPOCHS, key="sb_epochs")
-        a.number_input("seed", 0, 2**31 - 1, key="sb_seed")
-        b.slider("validation split", 0.0, 0.5, step=0.05, key="sb_val")
-        with st.expander("Schedule and augmentation"):
-            st.selectbox("learning-rate schedule", specs.SCHEDULES, key="sb_schedule")
-            st.slider("warm-up fraction", 0.0, 0.9, step=0.05, key="sb_warmup")
-            st.checkbox("augment (small shifts and rotations)", key="sb_augment")
+        a.selectbox("optimizer", specs.OPTIMIZERS, key="sb_optimizer", on_change=_on_field)
+        b.number_input("learning rate", 1e-5, 1.0, step=1e-4, format="%.5f", key="sb_lr", on_change=_on_field)
+        a.number_input("batch size", 1, 4096, step=32, key="sb_batch", on_change=_on_field)
+        b.number_input("epochs", 1, specs.MAX_EPOCHS, key="sb_epochs", on_change=_on_field)
+        a.number_input("seed", 0, 2**31 - 1, key="sb_seed", on_change=_on_field)
+        b.slider("validation split", 0.0, 0.5, step=0.05, key="sb_val", on_change=_on_field)
+        with st.expander("Schedule, early stopping, augmentation"):
+            st.selectbox("learning-rate schedule", specs.SCHEDULES, key="sb_schedule", on_change=_on_field)
+            st.slider("warm-up fraction", 0.0, 0.9, step=0.05, key="sb_warmup", on_change=_on_field)
+            if "patience" in specs.TrainConfig.__dataclass_fields__:
+                st.number_input("early-stopping patience (epochs, 0 = off)", 0, specs.MAX_EPOCHS, key="sb_patience",
+                                on_change=_on_field, help="Stop when validation loss has not improved for this many "
+                                "epochs, and keep the best epoch's weights. Needs a validation split.")
+            st.checkbox("augment (small shifts and rotations)", key="sb_augment", on_change=_on_field)
 
         spec, config = _read()
         st.header("Spec file")
@@ -162,4 +218,7 @@ def spec_editor() -> tuple[specs.ModelSpec, specs.TrainConfig, str | None]:
     if preset and specs.bundle_json(*specs.preset(preset).copy()) != specs.bundle_json(spec, config):
         preset = None  # edited since the preset was loaded
     ss.train_bundle, ss.train_preset = specs.bundle_json(spec, config), ss.sb_preset
+    encoded = encode_for_url(spec, config)
+    if st.query_params.get(URL_PARAM) != encoded:
+        st.query_params[URL_PARAM] = encoded
     return spec, config, preset

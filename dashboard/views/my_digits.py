@@ -5,6 +5,8 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import cache, charts
+from dashboard.components import job_panel
+from dashboard.components.session import browser_session
 from mnist_core import jobs, my_digits, registry
 from mnist_core.errors import LabError
 
@@ -46,8 +48,7 @@ def _import() -> None:
 
 def _fine_tune(parent: str, name: str, epochs: int) -> None:
     try:
-        ss.finetune_job = jobs.start_fine_tune(parent, name.strip(), epochs).id
-        _say("info", f"Fine-tuning {parent} into {name.strip()} in the background.")
+        jobs.start_fine_tune(parent, name.strip(), epochs, session=browser_session())
     except LabError as exc:
         _say("error", str(exc))
 
@@ -107,29 +108,18 @@ left, mid, right = st.columns([2, 2, 1])
 parent = left.selectbox("Start from", names, key="my_parent")
 name = mid.text_input("Name of the new model", registry.unique_name(f"{parent}-mine"), key=f"my_new_name_{parent}")
 epochs = right.number_input("Epochs", 1, 5, 1, key="my_epochs")
+job = jobs.latest(browser_session(), kinds=("finetune",))
 st.button("Fine-tune", on_click=_fine_tune, args=(parent, name, epochs), icon=":material/model_training:",
-          disabled=jobs.current() is not None)
-
-
-@st.fragment(run_every=1.0)
-def progress(job_id: str) -> None:
-    job = jobs.status(job_id)
-    if not job.running:
-        st.rerun(scope="app")  # the result is drawn once by the whole page, then polling ends
-    p = job.progress()
-    st.progress(p["fraction"], f"fine-tuning {job.name}: epoch {p['epoch']}/{p['epochs']}, batch {p['batch']}/{p['steps']}")
-    if st.button("Stop", key="my_stop"):
-        jobs.stop(job_id)
+          disabled=bool(job and job.running))
 
 
 def result(job: jobs.JobStatus) -> None:
-    if job.state != "done":
-        st.error(f"Fine-tuning {job.name} {job.state}: {job.message}")
+    done = job.last("done") or {}
+    summary = done.get("fine_tune")
+    if not summary:
         return
-    summary = job.last("done")["fine_tune"]
     held = summary.get("held_out", 0)  # jobs from before the hold-out existed have no such field
-    st.success(f"Saved {job.name}, fine-tuned from {summary['parent']} on {summary['my_digits'] - held} of your digits. "
-               "It is on the Compare page now.")
+    st.caption(f"Fine-tuned from {summary['parent']} on {summary['my_digits'] - held} of your digits.")
     before, after = f"before ({summary['parent']})", f"after ({job.name})"
     st.dataframe(pd.DataFrame({
         "accuracy on": [f"my digits: {held} held out of the tuning" if held
@@ -139,13 +129,5 @@ def result(job: jobs.JobStatus) -> None:
     }), hide_index=True, column_config={c: st.column_config.NumberColumn(format="percent") for c in (before, after)})
 
 
-if job_id := ss.get("finetune_job"):
-    try:
-        job = jobs.status(job_id)
-    except LabError as exc:
-        st.error(str(exc))
-        st.stop()
-    if job.running:
-        progress(job_id)
-    else:
-        result(job)
+if job:
+    job_panel.show(job, result=result)

@@ -46,7 +46,7 @@ def _nothing_saved(models) -> None:
 
 
 def test_case10_stopped_job_is_marked_stopped_and_saves_nothing(isolated_dirs):
-    job = jobs.start(TINY, specs.TrainConfig(epochs=5, batch_size=256), "stopped-model")
+    job = jobs.start_train(TINY, specs.TrainConfig(epochs=5, batch_size=256), "stopped-model")
     _wait_for(job.id, _mid_epoch)
     jobs.stop(job.id)
     st = jobs.wait(job.id, timeout=120)
@@ -55,7 +55,7 @@ def test_case10_stopped_job_is_marked_stopped_and_saves_nothing(isolated_dirs):
 
 
 def test_case10_killed_job_is_failed_and_the_next_job_starts_normally(isolated_dirs, app_page):
-    job = jobs.start(TINY, specs.TrainConfig(epochs=5, batch_size=256), "killed-model")
+    job = jobs.start_train(TINY, specs.TrainConfig(epochs=5, batch_size=256), "killed-model")
     _wait_for(job.id, _mid_epoch)
     os.kill(json.loads((isolated_dirs.parent / "jobs" / job.id / "job.json").read_text())["pid"], signal.SIGKILL)
     deadline = time.monotonic() + 30
@@ -69,7 +69,7 @@ def test_case10_killed_job_is_failed_and_the_next_job_starts_normally(isolated_d
     assert not at.exception
     assert any("killed-model failed" in e.value and "killed or crashed" in e.value for e in at.error), at.error
     # The next job starts normally; the page reruns (reads every job) many times mid-epoch; it finishes.
-    nxt = jobs.start(TINY, specs.TrainConfig(epochs=2, batch_size=256), "next-model")
+    nxt = jobs.start_train(TINY, specs.TrainConfig(epochs=2, batch_size=256), "next-model")
     assert jobs.current().id == nxt.id
     _wait_for(nxt.id, _mid_epoch)
     for _ in range(20):  # what every rerun of the Train page does
@@ -196,7 +196,7 @@ def test_case12_bad_config_number_is_refused_with_its_field(capsys, isolated_dir
                               contains=field)
     # from session state: the Train page hands a TrainConfig straight to jobs.start
     with pytest.raises(LabError, match=field):
-        jobs.start(TINY, specs.TrainConfig(**{field: value}), "x")
+        jobs.start_train(TINY, specs.TrainConfig(**{field: value}), "x")
     assert list((isolated_dirs.parent / "jobs").iterdir()) == []  # no job was started
     assert registry.list_models() == []
 
@@ -212,7 +212,7 @@ def test_case12_bad_spec_number_is_refused_with_its_field(capsys, isolated_dirs,
     bad = specs.ModelSpec(kind="mlp", dense_layers=[specs.DenseLayer(8)])
     setattr(bad, key, [specs.DenseLayer(**v) for v in value] if isinstance(value, list) else value)
     with pytest.raises(LabError, match=field):
-        jobs.start(bad, specs.TrainConfig(), "x")
+        jobs.start_train(bad, specs.TrainConfig(), "x")
     assert list((isolated_dirs.parent / "jobs").iterdir()) == []
 
 

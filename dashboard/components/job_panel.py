@@ -1,0 +1,158 @@
+"""The one job panel: every page that starts background jobs (Train, Explore, My digits) shows them here.
+
+Running: what the job works on, Stop (outside the polling fragment, so the button is not redrawn under
+the pointer every second), and a fragment that polls the job's events: progress with an ETA, live
+curves. When the job ends the fragment reruns the whole page, which then shows the outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import streamlit as st
+
+from dashboard import charts
+from mnist_core import jobs, registry
+from mnist_core import spec as specs
+from mnist_core.errors import LabError
+
+POLL_SECONDS = 1.0
+ss = st.session_state
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "estimating..."
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
+def title(job: jobs.JobStatus) -> str:
+    subject = job.subject
+    return {
+        "train": f"Training {job.name}",
+        "finetune": f"Fine-tuning {subject.get('parent', '?')} into {job.name}",
+        "study": f"Study {subject.get('study', job.name)}",
+        "save-best": f"Retraining the best trial of {subject.get('study', '?')} as {job.name}",
+    }.get(job.kind, job.name)
+
+
+def describe(job: jobs.JobStatus) -> str:
+    """What the job works on, from its own record (never from whatever the sidebar holds now)."""
+    subject = job.subject
+    if job.kind == "train" and "spec" in subject:
+        try:
+            spec = specs.spec_from_dict(subject["spec"])
+            config = specs.config_from_dict(subject["config"])
+        except (LabError, KeyError, TypeError, ValueError):
+            return ""
+        return (f"{spec.describe()} · {config.epochs} epoch{'s' if config.epochs != 1 else ''}, batch "
+                f"{config.batch_size}, {config.optimizer} at {config.learning_rate:g}")
+    if job.kind == "study":
+        return (f"{subject.get('trials', '?')} more trials on {subject.get('workers', 1)} worker(s), "
+                f"sampler {subject.get('sampler', '?')}")
+    if job.kind == "finetune":
+        return f"{subject.get('epochs', 1)} epoch(s) on my digits mixed with MNIST"
+    return ""
+
+
+def others_note(session: str | None, where=None) -> None:
+    """Other sessions' running jobs: a reason for slower training here, not this session's result."""
+    others = jobs.others_running(session)
+    if others:
+        n = len(others)
+        (where or st).caption(f":material/info: {n} other job{'s' if n > 1 else ''} running on this machine "
+                              "(from other tabs or users): training here may be slower than estimated.")
+
+
+def _progress_text(job: jobs.JobStatus, p: dict) -> str:
+    last = job.events[-1]["event"] if job.events else None
+    if last is None:
+        return f"Starting: loading TensorFlow and MNIST... (about {duration(p['eta'])} in all)"
+    if last == "evaluating":
+        return "Evaluating on the 10,000 test images and saving..."
+    return (f"Epoch {p['epoch']}/{p['epochs']} · batch {p['batch']}/{p['steps']} · "
+            f"{duration(p['elapsed'])} elapsed · about {duration(p['eta'])} left")
+
+
+def _live_body(job_id: str, extra: Callable[[jobs.JobStatus], None] | None) -> None:
+    try:
+        job = jobs.status(job_id)
+    except LabError as exc:
+        st.error(str(exc))
+        return
+    if not job.running:
+        st.rerun(scope="app")  # the whole page shows the outcome once; polling ends with this fragment
+    if job.kind == "study":
+        st.caption(f"Running for {duration(job.progress()['elapsed'])}; trials appear as they finish.")
+    else:
+        p = job.progress()
+        st.progress(p["fraction"], text=_progress_text(job, p))
+        # Drawn from the first second, empty until the first batch: the browser loads the chart code while
+        # TensorFlow starts, and the axes are fixed so nothing jumps when points arrive.
+        points, epochs = job.curve_points(), p["epochs"]
+        left, right = st.columns(2)
+        for col, metric in ((left, "loss"), (right, "accuracy")):
+            fig = charts.training_curves({job.name: points}, metric)
+            fig.update_xaxes(range=[0, epochs])
+            col.plotly_chart(fig, key=f"live_{metric}", config={"displayModeBar": False})
+    if extra:
+        extra(job)
+
+
+def _stop_controls(job: jobs.JobStatus) -> None:
+    if jobs.stop_requested(job.id):
+        st.button("Stopping...", disabled=True, key=f"stopping_{job.id}")
+        return
+    if job.kind not in jobs.MODEL_KINDS:
+        st.button("Stop", key=f"stop_{job.id}", on_click=jobs.stop, args=(job.id,),
+                  help="Each worker ends its current trial (marked failed); finished trials stay.")
+        return
+    asking = f"stop_ask_{job.id}"
+    if not ss.get(asking):
+        st.button("Stop", key=f"stop_{job.id}", on_click=lambda: ss.update({asking: True}))
+        return
+    st.caption("Stop now: keep the model as it is at its best epoch so far, or discard it?")
+    a, b, c = st.columns(3)
+    a.button("Keep best epoch", key=f"keep_{job.id}", type="primary", on_click=jobs.stop, args=(job.id, True),
+             help="Saved under its name and marked as stopped early. Needs at least one finished epoch.")
+    b.button("Discard", key=f"discard_{job.id}", on_click=jobs.stop, args=(job.id, False))
+    c.button("Keep training", key=f"resume_{job.id}", on_click=lambda: ss.update({asking: False}))
+
+
+def show(job: jobs.JobStatus, *, live_extra: Callable[[jobs.JobStatus], None] | None = None,
+         result: Callable[[jobs.JobStatus], None] | None = None) -> None:
+    """The panel for `job`: live while it runs, its outcome once it has ended.
+
+    `live_extra(job)` draws page-specific live content inside the polling fragment (e.g. the trials table);
+    `result(job)` draws page-specific results under a successful outcome (e.g. the saved model's metrics).
+    """
+    running = job.running
+    st.subheader(title(job) if running else f"Last run: {title(job)}")
+    if text := describe(job):
+        st.caption(text)
+    if running:
+        _stop_controls(job)
+        st.fragment(run_every=POLL_SECONDS)(_live_body)(job.id, live_extra)
+        return
+    outcome = job.outcome
+    if job.state == "done":
+        model = outcome.get("model")
+        if model and not registry.exists(model):
+            st.info(f"{model} was saved, but it has since been renamed or deleted.")
+            return
+        if model:
+            early = " at its best epoch (stopped early, on request)" if outcome.get("stopped_early") else ""
+            st.success(f"Saved as **{model}**{early}.")
+            st.page_link("views/compare.py", label=f"Compare {model} with the other models", icon=":material/compare:")
+        else:
+            st.success(f"{title(job)}: {job.message or 'done'}.")
+        if result:
+            result(job)
+    elif job.state == "stopped":
+        st.info(f"{title(job)} was stopped: {job.message or 'nothing was saved'}.")
+    else:
+        st.error(f"{title(job)} failed: {job.message or 'see the job log'}")
