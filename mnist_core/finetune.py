@@ -22,7 +22,7 @@ from mnist_core import data as mnist_data
 from mnist_core import evaluate, my_digits, registry
 from mnist_core import spec as specs
 from mnist_core.errors import LabError
-from mnist_core.train import _EventCallback, compile_model, eval_images_per_second, make_dataset
+from mnist_core.train import EventCallback, compile_model, eval_images_per_second, make_dataset
 
 MNIST_SAMPLE = 6000
 MY_SHARE = 0.1  # of each epoch's images
@@ -79,7 +79,8 @@ def fine_tune(parent: str, name: str, epochs: int = 1, learning_rate: float = 1e
     compile_model(model, config, steps)
     emit({"event": "start", "epochs": epochs, "steps_per_epoch": steps, "params": int(model.count_params()),
           "train_size": len(x), "validation_size": 0, "parent": parent})
-    callback = _EventCallback(emit, should_stop or (lambda: False), steps)
+    callback = EventCallback(emit, should_stop or (lambda: False), steps, epochs=epochs, train_size=len(x),
+                             batch_size=config.batch_size)
     model.fit(make_dataset(x, y, config.batch_size, shuffle_seed=seed), epochs=epochs, verbose=0, shuffle=False,
               callbacks=[callback])
     if callback.stopped:
@@ -107,6 +108,7 @@ def fine_tune(parent: str, name: str, epochs: int = 1, learning_rate: float = 1e
         "parent": parent,
         "fine_tune": summary,
         "history": callback.history,
+        "curve": callback.curve,
         "test": after_test,
         "eval_images_per_second": eval_images_per_second(model, mnist.x_test),
         "parameters": int(model.count_params()),

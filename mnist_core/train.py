@@ -1,10 +1,13 @@
 """Fit a ModelSpec with a TrainConfig, reporting progress as events.
 
 Events are plain dicts, so they can go to a callback, a JSON-lines file or a test:
-  {"event": "start", "epochs", "steps_per_epoch", "params"}
-  {"event": "batch", "epoch", "batch", "steps", "loss", "accuracy", "elapsed"}
-  {"event": "epoch", "epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds", "elapsed"}
+  {"event": "start", "epochs", "steps_per_epoch", "params", "train_size", "validation_size"}
+  {"event": "batch", "epoch", "batch", "steps", "images", "loss", "accuracy", "elapsed"}
+  {"event": "epoch", "epoch", "images", "loss", "accuracy", "val_loss", "val_accuracy", "seconds", "elapsed",
+   "learning_rate"}
   {"event": "done" | "stopped" | "failed", ...}
+Batch events are throttled (BATCH_EVENT_SECONDS); the curve a run keeps is recorded separately, at a
+fixed number of points per epoch (see EventCallback).
 """
 
 from __future__ import annotations
@@ -24,14 +27,29 @@ from mnist_core.spec import ModelSpec, TrainConfig
 
 Event = dict
 BATCH_EVENT_SECONDS = 0.25  # batch events are throttled: enough for a smooth bar, cheap to write
+CURVE_POINTS_PER_EPOCH = 100  # the stored training curve: smooth at any zoom a page offers
+MAX_CURVE_POINTS = 10_000  # over all epochs, so metadata.json stays far below the registry's 4 MB bound
+STOPPED_BY_REQUEST = "stopped by request"
 
 
 @dataclass
 class FitResult:
+    """What fit returns.
+
+    history: one row per completed epoch (see the "epoch" event). curve: the training loss and accuracy at
+    batch resolution (see EventCallback). stopped: a stop was requested. stopped_at_epoch: the epoch that was
+    running when it came. best_epoch: with keep_best, the completed epoch whose weights the model now holds.
+    early_stopped: {"epoch", "best_epoch"} when TrainConfig.patience ended the run (best weights restored).
+    """
+
     model: keras.Model
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     stopped: bool = False
+    curve: list[dict] = field(default_factory=list)
+    stopped_at_epoch: int | None = None
+    best_epoch: int | None = None
+    early_stopped: dict | None = None
 
 
 def make_optimizer(config: TrainConfig, steps_per_epoch: int):
@@ -91,16 +109,46 @@ def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle_seed:
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-class _EventCallback(keras.callbacks.Callback):
-    def __init__(self, on_event: Callable[[Event], None], should_stop: Callable[[], bool], steps: int):
+def curve_stride(steps: int, epochs: int) -> int:
+    """Record every n-th batch, so an epoch has at most min(CURVE_POINTS_PER_EPOCH, MAX_CURVE_POINTS // epochs)
+    points (at least 1); its last batch is always one of them."""
+    per_epoch = max(1, min(CURVE_POINTS_PER_EPOCH, MAX_CURVE_POINTS // max(1, epochs)))
+    return math.ceil(steps / per_epoch)
+
+
+class EventCallback(keras.callbacks.Callback):
+    """Reports progress as events, honours stop requests, and records the run's curve.
+
+    The curve holds one point per `curve_stride` batches: {"epoch": fractional epoch (epoch - 1 + batch /
+    steps), "images": training images seen so far, "seconds": since training started, "loss", "accuracy"}.
+    Loss and accuracy are Keras's running means over the epoch so far. That bounds it at 100 points per
+    epoch and MAX_CURVE_POINTS (10,000, about 1.3 MB of metadata) per run, whatever the step count.
+
+    With keep_best, the weights at the end of the best completed epoch so far (lowest val_loss, or the
+    latest epoch without validation) are kept in memory, so a stopped run can still be saved at its best.
+    """
+
+    def __init__(self, on_event: Callable[[Event], None], should_stop: Callable[[], bool], steps: int, *,
+                 epochs: int = 1, train_size: int = 0, batch_size: int = 0, keep_best: bool = False):
         super().__init__()
         self.on_event, self.should_stop, self.steps = on_event, should_stop, steps
+        self.train_size, self.batch_size = train_size, batch_size
+        self.stride = curve_stride(steps, epochs)
+        self.keep_best = keep_best
         self.start = time.perf_counter()
         self.epoch_start = self.start
         self.last_batch_event = 0.0
         self.epoch = 0
         self.stopped = False
         self.history: list[dict] = []
+        self.curve: list[dict] = []
+        self.best_loss = math.inf
+        self.best_epoch: int | None = None
+        self.best_weights: list | None = None
+
+    def images_seen(self, epoch: int, batches: int) -> int:
+        """Training images through the model after `batches` batches of 1-based `epoch` (the last batch may be short)."""
+        return (epoch - 1) * self.train_size + min(batches * self.batch_size, self.train_size)
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch + 1
@@ -108,10 +156,17 @@ class _EventCallback(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         now = time.perf_counter()
-        if now - self.last_batch_event >= BATCH_EVENT_SECONDS or batch + 1 == self.steps:
+        done = batch + 1
+        logs = logs or {}
+        if done % self.stride == 0 or done == self.steps:
+            self.curve.append({"epoch": round(self.epoch - 1 + done / self.steps, 5),
+                               "images": self.images_seen(self.epoch, done), "seconds": round(now - self.start, 3),
+                               "loss": float(logs.get("loss", math.nan)),
+                               "accuracy": float(logs.get("accuracy", math.nan))})
+        if now - self.last_batch_event >= BATCH_EVENT_SECONDS or done == self.steps:
             self.last_batch_event = now
-            logs = logs or {}
-            self.on_event({"event": "batch", "epoch": self.epoch, "batch": batch + 1, "steps": self.steps,
+            self.on_event({"event": "batch", "epoch": self.epoch, "batch": done, "steps": self.steps,
+                           "images": self.images_seen(self.epoch, done),
                            "loss": float(logs.get("loss", math.nan)), "accuracy": float(logs.get("accuracy", math.nan)),
                            "elapsed": now - self.start})
         if self.should_stop():
@@ -123,7 +178,8 @@ class _EventCallback(keras.callbacks.Callback):
             return  # a partial epoch's metrics would mislead the curves
         logs = logs or {}
         now = time.perf_counter()
-        row = {"epoch": epoch + 1, "seconds": now - self.epoch_start, "elapsed": now - self.start}
+        row = {"epoch": epoch + 1, "images": self.images_seen(epoch + 1, self.steps),
+               "seconds": now - self.epoch_start, "elapsed": now - self.start}
         for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
             if key in logs:
                 row[key] = float(logs[key])
@@ -131,13 +187,21 @@ class _EventCallback(keras.callbacks.Callback):
         row["learning_rate"] = float(lr.numpy() if hasattr(lr, "numpy") else lr)
         self.history.append(row)
         self.on_event({"event": "epoch", **row})
+        score = row.get("val_loss", -float(epoch))  # without validation, the latest epoch counts as best
+        if score < self.best_loss:
+            self.best_loss, self.best_epoch = score, epoch + 1
+            if self.keep_best:
+                self.best_weights = self.model.get_weights()
 
 
 def fit(spec: ModelSpec, config: TrainConfig, on_event: Callable[[Event], None] | None = None,
         should_stop: Callable[[], bool] | None = None, mnist: mnist_data.Mnist | None = None,
-        extra_callbacks: list | None = None) -> FitResult:
+        extra_callbacks: list | None = None, keep_best: bool = False) -> FitResult:
     """Build and train. Data are the official training images, split by config.validation_split.
 
+    With config.patience, training ends once val_loss has not improved for that many epochs and the model
+    gets the best epoch's weights back. With keep_best, a run stopped by request after at least one
+    completed epoch returns the weights of its best completed epoch (result.best_epoch).
     The test set is never touched here; evaluate it separately.
     """
     emit = on_event or (lambda e: None)
@@ -157,10 +221,24 @@ def fit(spec: ModelSpec, config: TrainConfig, on_event: Callable[[Event], None] 
     compile_model(model, config, steps)
     emit({"event": "start", "epochs": config.epochs, "steps_per_epoch": steps, "params": int(model.count_params()),
           "train_size": len(x_tr), "validation_size": len(x_val)})
-    callback = _EventCallback(emit, stop, steps)
-    model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, verbose=0, shuffle=False,
-              callbacks=[callback, *(extra_callbacks or [])])
-    return FitResult(model, callback.history, time.perf_counter() - started, callback.stopped)
+    callback = EventCallback(emit, stop, steps, epochs=config.epochs, train_size=len(x_tr),
+                             batch_size=config.batch_size, keep_best=keep_best)
+    callbacks = [callback, *(extra_callbacks or [])]
+    early = None
+    if config.patience:
+        early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True)
+        callbacks.append(early)
+    model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, verbose=0, shuffle=False, callbacks=callbacks)
+    result = FitResult(model, callback.history, time.perf_counter() - started, callback.stopped, callback.curve)
+    if callback.stopped:
+        result.stopped_at_epoch = callback.epoch
+        if callback.best_weights is not None:
+            # After EarlyStopping's own restore, which may have counted the partial epoch's validation.
+            model.set_weights(callback.best_weights)
+            result.best_epoch = callback.best_epoch
+    elif early is not None and early.stopped_epoch > 0:
+        result.early_stopped = {"epoch": early.stopped_epoch + 1, "best_epoch": early.best_epoch + 1}
+    return result
 
 
 def time_batches(spec: ModelSpec, config: TrainConfig, mnist: mnist_data.Mnist, batches: int = 8) -> float:
@@ -201,11 +279,15 @@ def eval_images_per_second(model: keras.Model, images_uint8: np.ndarray, n: int 
 
 def train_and_save(spec: ModelSpec, config: TrainConfig, name: str, on_event: Callable[[Event], None] | None = None,
                    should_stop: Callable[[], bool] | None = None, mnist: mnist_data.Mnist | None = None,
-                   preset: str | None = None, extra_metadata: dict | None = None) -> dict | None:
+                   preset: str | None = None, extra_metadata: dict | None = None,
+                   keep_on_stop: Callable[[], bool] | None = None) -> dict | None:
     """Train, evaluate once on the 10,000 test images, and save with full metadata.
 
-    `extra_metadata` is merged in (e.g. the study and trial a model came from).
-    Returns the metadata, or None if a stop was requested (then nothing is saved).
+    `extra_metadata` is merged in (e.g. the study and trial a model came from). When a stop is requested,
+    `keep_on_stop()` is asked: if it says yes and an epoch has completed, the model is saved at its best
+    completed epoch so far (lowest val_loss, or the latest without validation) and marked
+    metadata["stopped_early"] = {"at_epoch", "best_epoch", "reason"}; the "done" event says "stopped_early".
+    Returns the metadata, or None if the run stopped without keeping anything (then nothing is saved).
     """
     from mnist_core import evaluate, registry
     from mnist_core.spec import to_dict
@@ -213,10 +295,14 @@ def train_and_save(spec: ModelSpec, config: TrainConfig, name: str, on_event: Ca
     emit = on_event or (lambda e: None)
     registry.check_free(name)
     mnist = mnist or mnist_data.load()
-    result = fit(spec, config, emit, should_stop, mnist)
+    result = fit(spec, config, emit, should_stop, mnist, keep_best=keep_on_stop is not None)
+    stopped_early = None
     if result.stopped:
-        emit({"event": "stopped", "message": "stopped by request; nothing was saved"})
-        return None
+        if result.best_epoch is None or not (keep_on_stop and keep_on_stop()):
+            emit({"event": "stopped", "message": "stopped by request; nothing was saved"})
+            return None
+        stopped_early = {"at_epoch": result.stopped_at_epoch, "best_epoch": result.best_epoch,
+                         "reason": STOPPED_BY_REQUEST}
     emit({"event": "evaluating"})
     test, _ = evaluate.evaluate(result.model, mnist.x_test, mnist.y_test)
     eval_rate = eval_images_per_second(result.model, mnist.x_test)
@@ -226,6 +312,7 @@ def train_and_save(spec: ModelSpec, config: TrainConfig, name: str, on_event: Ca
         "config": to_dict(config),
         "preset": preset,
         "history": result.history,
+        "curve": result.curve,
         "test": test,
         "eval_images_per_second": eval_rate,
         "parameters": int(result.model.count_params()),
@@ -235,6 +322,12 @@ def train_and_save(spec: ModelSpec, config: TrainConfig, name: str, on_event: Ca
         "seed": config.seed,
         **(extra_metadata or {}),
     }
+    done = {"event": "done", "name": name, "test_accuracy": test["accuracy"], "test_loss": test["loss"]}
+    if result.early_stopped:
+        metadata["early_stopped"] = done["early_stopped"] = result.early_stopped
+    if stopped_early:
+        metadata["stopped_early"] = stopped_early
+        done["stopped_early"] = True
     registry.save(name, result.model, metadata)
-    emit({"event": "done", "name": name, "test_accuracy": test["accuracy"], "test_loss": test["loss"]})
+    emit(done)
     return metadata
