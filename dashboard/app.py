@@ -34,9 +34,6 @@ st.set_page_config(page_title="MNIST Model Lab", page_icon="✍️", layout="wid
 from dashboard.components import layout  # noqa: E402
 
 layout.apply()  # every page usable from an 800 px window up: see components/layout.py
-from dashboard.components import layout  # noqa: E402
-
-layout.apply()  # every page usable from an 800 px window up: see components/layout.py
 
 pages = [
     st.Page(VIEWS / "home.py", title="Home", icon=":material/home:", url_path="", default=True),
