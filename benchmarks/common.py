@@ -116,7 +116,7 @@ def load_results() -> list[dict]:
     return sorted(found, key=lambda r: order.get(r["benchmark"], len(order)))
 
 
-ORDER = ("time_to_accuracy", "best_cnn", "predict_latency", "app_pages", "job_overhead", "eval_throughput",
+ORDER = ("time_to_accuracy", "best_cnn", "predict_latency", "app_pages", "job_overhead", "job_eta", "eval_throughput",
          "inspect_speed")
 
 

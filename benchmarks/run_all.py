@@ -16,7 +16,7 @@ import time
 
 import common
 
-BENCHMARKS = ("time_to_accuracy", "predict_latency", "app_pages", "job_overhead", "eval_throughput", "inspect_speed")
+BENCHMARKS = ("time_to_accuracy", "predict_latency", "app_pages", "job_overhead", "job_eta", "eval_throughput", "inspect_speed")
 
 
 def print_table(rows: list[list[str]]) -> None:
