@@ -18,7 +18,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from mnist_core import search
+from mnist_core.explore import study as studies
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY_FLAGS = ["--blocks", "0", "--layers", "1", "--dense", "16,32", "--rate", "0.003,0.01", "--train-limit", "2000",
@@ -82,7 +82,7 @@ def test_two_workers_share_one_postgres_study(postgres_url):
     assert out.returncode == 0, out.stdout + out.stderr
     assert "best: trial" in out.stdout
 
-    study = search.load_study("pg", search.open_storage(postgres_url))
+    study = studies.load_study("pg", studies.open_storage(postgres_url))
     assert len(study.trials) == 4
     assert sorted(t.number for t in study.trials) == [0, 1, 2, 3]  # unique, none lost
     assert all(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for t in study.trials)
@@ -92,4 +92,4 @@ def test_two_workers_share_one_postgres_study(postgres_url):
 
     with psycopg.connect(postgres_url) as con:
         assert con.execute("SELECT count(*), count(DISTINCT number) FROM trials").fetchone() == (4, 4)
-    assert search.list_studies(search.open_storage(postgres_url))[0]["trials"] == 4
+    assert studies.list_studies(studies.open_storage(postgres_url))[0]["trials"] == 4

@@ -1,0 +1,52 @@
+"""`models`: list the registry; rename, delete, or re-import a model."""
+
+from __future__ import annotations
+
+import json
+
+from mnist_core.cli.common import print_table
+from mnist_core.errors import LabError
+
+COLUMNS = ["name", "status", "type", "parameters", "test_accuracy", "epochs", "train_seconds", "created", "reason"]
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("models", help="list saved models; models rename OLD NEW; models delete NAME; "
+                       "models reimport NAME (accept a model.keras changed outside the lab, after safety checks)")
+    p.add_argument("action", nargs="?", choices=["list", "rename", "delete", "reimport"], default="list")
+    p.add_argument("names", nargs="*")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=run)
+
+
+def _want(names: list[str], count: int, usage: str) -> None:
+    if len(names) != count:
+        raise LabError(f"usage: {usage}")
+
+
+def run(args, events) -> None:
+    from mnist_core import registry
+
+    if args.action == "rename":
+        _want(args.names, 2, "models rename OLD NEW")
+        registry.rename(*args.names)
+        print(f"renamed {args.names[0]} -> {args.names[1]}")
+    elif args.action == "reimport":
+        _want(args.names, 1, "models reimport NAME")
+        meta = registry.reimport(args.names[0])
+        print(f"re-imported {args.names[0]}: test accuracy {meta['test']['accuracy']:.4f}, "
+              f"sha256 {meta['model_sha256']}")
+    elif args.action == "delete":
+        _want(args.names, 1, "models delete NAME")
+        registry.delete(args.names[0])
+        print(f"deleted {args.names[0]}")
+    elif args.names:
+        raise LabError(f"unexpected arguments: {' '.join(args.names)}")
+    else:
+        rows = [e.row() for e in registry.list_models()]
+        if args.json:
+            print(json.dumps(rows, indent=1))
+        elif not rows:
+            print(f"no saved models in {registry.models_dir()}")
+        else:
+            print_table(rows, COLUMNS)
