@@ -6,7 +6,8 @@ import streamlit as st
 from streamlit_drawable_canvas import st_canvas  # must be imported inside the running app
 
 from dashboard import cache, charts
-from dashboard.components import my_digits_ui
+from dashboard.components import my_digits_ui, page_state
+from dashboard.components.page_state import sticky
 from mnist_core import preprocess
 from mnist_core.errors import LabError
 
@@ -19,11 +20,11 @@ if not names:
     st.page_link("views/train.py", label="Go to Train", icon=":material/model_training:")
     st.stop()
 
-with st.sidebar:
-    model_name = st.selectbox("Model", names, key="draw_model")
-    compare_all = st.toggle("Compare all saved models", key="draw_compare_all")
-    stroke = st.slider("Stroke width", 8, 40, 20, key="draw_stroke")
-    show_steps_on = st.toggle("Show preprocessing steps", key="draw_steps")
+with st.sidebar:  # sticky: the choices survive a visit to another page (no defaults here, sticky gives them)
+    model_name = st.selectbox("Model", names, key=sticky("draw_model", names[0], names))
+    compare_all = st.toggle("Compare all saved models", key=sticky("draw_compare_all", False))
+    stroke = st.slider("Stroke width", 8, 40, key=sticky("draw_stroke", 20, range(8, 41)))
+    show_steps_on = st.toggle("Show preprocessing steps", key=sticky("draw_steps", False))
 
 try:
     predictor = cache.predictor(model_name)  # loaded (and cached) before the first stroke, not on it
@@ -34,12 +35,11 @@ except LabError as exc:
 st.session_state.setdefault("canvas_round", 0)
 
 
-def prepare(canvas, upload):
+def prepare(canvas_image, upload):
     """The 28x28 input from the upload if there is one, else from the canvas; None when there is nothing."""
     if upload is not None:
         return preprocess.image_to_mnist(upload.getvalue(), upload.name)
-    image = canvas.image_data
-    return None if image is None else preprocess.to_mnist(image)
+    return None if canvas_image is None else preprocess.to_mnist(canvas_image)
 
 
 def show_prediction(prepared, prediction, upload) -> None:
@@ -82,19 +82,23 @@ def compare_models(input28) -> None:
 @st.fragment
 def drawing_area() -> None:
     """A stroke reruns only this fragment, not the whole page: the shortest path from mouse-up to an answer."""
-    left, right = st.columns([1, 1.4], gap="large")
+    # Equal halves with a medium gap keep the canvas column at least CANVAS_PX wide whenever the columns sit
+    # side by side (main area >= 640 px); narrower, they stack (components/layout.py).
+    left, right = st.columns(2, gap="medium")
     with left:
+        canvas_key = f"canvas-{st.session_state.canvas_round}"
         canvas = st_canvas(stroke_width=stroke, stroke_color="#FFFFFF", background_color="#000000",
                            width=CANVAS_PX, height=CANVAS_PX, drawing_mode="freedraw", return_image_data=True,
-                           key=f"canvas-{st.session_state.canvas_round}")
+                           initial_drawing=page_state.canvas_seed(canvas_key, "draw"), key=canvas_key)
         if st.button("Clear", icon=":material/delete:"):
+            page_state.forget_canvas("draw")
             st.session_state.canvas_round += 1  # a fresh key gives a fresh, empty canvas
             st.rerun(scope="fragment")
         upload = st.file_uploader("...or upload a photo or scan of a digit", type=["png", "jpg", "jpeg"],
                                   key="draw_upload")
     with right:
         try:
-            prepared = prepare(canvas, upload)
+            prepared = prepare(page_state.canvas_image(canvas, "draw"), upload)
         except LabError as exc:
             st.error(str(exc))
             return

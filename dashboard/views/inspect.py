@@ -9,6 +9,7 @@ import streamlit as st
 from PIL import Image
 
 from dashboard import cache, charts
+from dashboard.components.page_state import sticky
 from mnist_core import evaluate, inspect, preprocess, registry
 from mnist_core.errors import LabError
 
@@ -94,17 +95,22 @@ def signed(weights: np.ndarray) -> np.ndarray:
 
 
 def pick_input(mnist, name: str) -> tuple[np.ndarray | None, str]:
-    """The chosen input (28x28 floats) and a caption, or (None, why not)."""
-    source = st.segmented_control("Input", SOURCES, default=SOURCES[0], required=True, key="inspect_source")
+    """The chosen input (28x28 floats) and a caption, or (None, why not).
+
+    Every choice here is sticky: it survives a visit to another page (so no widget defaults: sticky gives them).
+    """
+    source = st.segmented_control("Input", SOURCES, required=True, key=sticky("inspect_source", SOURCES[0], SOURCES))
     if source == "Test image":
-        i = st.number_input("Test image index", 0, len(mnist.x_test) - 1, 0, key="inspect_index")
+        i = st.number_input("Test image index", 0, len(mnist.x_test) - 1,
+                            key=sticky("inspect_index", 0, range(len(mnist.x_test))))
         return mnist.x_test[i] / 255.0, f"test image #{i}, label {mnist.y_test[i]}"
     if source == "Misclassified test image":
         wrong = evaluate.misclassified(cache.test_probabilities(name), mnist.y_test)
         if not len(wrong):
             return None, "this model gets every test image right"
-        i = st.selectbox(f"{len(wrong)} misclassified test images, most confidently wrong first", wrong[:200],
-                         key="inspect_wrong", format_func=lambda j: f"#{j} (label {mnist.y_test[j]})")
+        offered = wrong[:200]
+        i = st.selectbox(f"{len(wrong)} misclassified test images, most confidently wrong first", offered,
+                         key=sticky("inspect_wrong", offered[0], offered), format_func=lambda j: f"#{j} (label {mnist.y_test[j]})")
         return mnist.x_test[i] / 255.0, f"test image #{i}, label {mnist.y_test[i]}"
     if source == "Drawing from /draw":
         drawing = ss.get("drawing_input")
@@ -127,7 +133,7 @@ if not names:
 try:
     mnist = cache.mnist()
     with st.sidebar:
-        name = st.selectbox("Model", names, key="inspect_model")
+        name = st.selectbox("Model", names, key=sticky("inspect_model", names[0], names))
     stamp = cache.model_stamp(name)
     insp = _inspector(name, stamp)
     input28, caption = pick_input(mnist, name)
@@ -143,7 +149,7 @@ left, mid, right = st.columns([1, 1, 2])
 left.image(inspect.tint(input28, np.zeros((28, 28)), 6), caption=caption)
 mid.metric("Prediction", first["cls"], f"{first['probs'][first['cls']]:.1%} confident", delta_color="off",
            delta_arrow="off")
-cls = mid.selectbox("Explain the score of digit", range(10), index=first["cls"], key=f"inspect_cls_{name}")
+cls = mid.selectbox("Explain the score of digit", range(10), key=sticky(f"inspect_cls_{name}", first["cls"], range(10)))
 right.plotly_chart(charts.probability_bars(first["probs"]), config=PLAIN)
 result = first if cls == first["cls"] else _analyse(name, stamp, input28, cls)
 
