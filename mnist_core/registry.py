@@ -6,7 +6,6 @@ records the sha256 of model.keras, so only files the lab wrote itself are loaded
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -15,11 +14,12 @@ import shutil
 import time
 import uuid
 import zipfile
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mnist_core import keras_config
 from mnist_core.errors import LabError
+from mnist_core.fsutil import exclusive_lock, pid_alive, read_bytes_bounded, write_json_atomic
 from mnist_core.paths import models_dir
 
 MODEL_FILE = "model.keras"
@@ -28,18 +28,12 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
 TEMP_PREFIX = ".tmp-"
 # Temp folders are named .tmp-<pid>-<new|old|del>-<model name>-<random>, so a later listing or save can tell
-# the leftovers of a killed process (its pid is gone) from a save still in flight.
+# the leftovers of a killed process (its pid is gone) from a save still in flight. Inside a model folder,
+# fsutil.write_json_atomic's temp files (.tmp-metadata.json-<random>) are written under the registry lock,
+# so the sweep, which holds it too, knows any it finds are leftovers.
 TEMP_RE = re.compile(r"^\.tmp-(\d+)-(new|old|del)-([A-Za-z0-9][A-Za-z0-9_-]{0,63})-[0-9a-f]{8}$")
 LOCK_FILE = ".lock"
-MAX_CONFIG_BYTES = 4 * 1024 * 1024
-# The only Keras objects build.py and train.py ever write into a config.json. Anything else (a Lambda
-# layer, a function reference, a class from another module) is code the lab did not write.
-SAFE_CLASSES = {
-    "Functional", "Sequential", "InputLayer", "Conv2D", "BatchNormalization", "Activation", "MaxPooling2D",
-    "AveragePooling2D", "Dropout", "Flatten", "Dense", "DTypePolicy", "GlorotUniform", "Zeros", "Ones",
-    "SparseCategoricalCrossentropy", "Adam", "AdamW", "SGD", "RMSprop", "Adadelta", "CosineDecay",
-    "__keras_tensor__",
-}
+MAX_METADATA_BYTES = 4 * 1024 * 1024
 DEFAULT_MODEL = "default"
 
 
@@ -163,27 +157,18 @@ def _temp_path(root: Path, kind: str, name: str) -> Path:
     return root / f"{TEMP_PREFIX}{os.getpid()}-{kind}-{name}-{uuid.uuid4().hex[:8]}"
 
 
-@contextmanager
 def _registry_lock():
-    """An exclusive lock on the registry folder; the kernel drops it if the holder is killed."""
-    with open(models_dir() / LOCK_FILE, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        yield
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        return state != "Z"  # a zombie has finished; its parent just has not reaped it yet
-    except (OSError, IndexError):
-        return False
+    """One writer at a time across processes: saves moving into place, metadata writes, renames, the sweep.
+    Not re-entrant: a holder must not take it again."""
+    return exclusive_lock(models_dir() / LOCK_FILE)
 
 
 def sweep_temp() -> None:
     """Clear the leftovers of saves, overwrites and deletes whose process died (SIGKILL, power loss).
 
     A model moved aside by an overwrite that never finished is put back; everything else is removed.
-    Folders of processes still running are left alone.
+    Folders of processes still running are left alone. A pid recycled by an unrelated process keeps its
+    leftovers until that process ends: harmless, since listings skip dot-names.
     """
     root = models_dir()
     if not root.is_dir():
@@ -192,7 +177,11 @@ def sweep_temp() -> None:
         with _registry_lock():
             for child in root.iterdir():
                 m = TEMP_RE.match(child.name)
-                if not m or _pid_alive(int(m.group(1))):
+                if not m:
+                    if NAME_RE.fullmatch(child.name) and child.is_dir():
+                        _remove_metadata_leftovers(child)
+                    continue
+                if pid_alive(m.group(1)):
                     continue
                 kind, name = m.group(2), m.group(3)
                 if kind == "old" and not (root / name).exists():
@@ -203,16 +192,20 @@ def sweep_temp() -> None:
         pass  # a read-only registry can still be listed
 
 
+def _remove_metadata_leftovers(folder: Path) -> None:
+    for leftover in folder.glob(TEMP_PREFIX + "*"):
+        if leftover.is_file() and not leftover.is_symlink():
+            leftover.unlink(missing_ok=True)
+
+
 def read_metadata(name: str) -> dict:
     path = model_path(name) / METADATA_FILE
     if not path.is_file():  # also a FIFO or device, which would block or never end
         raise LabError(f"{name}: metadata.json is missing")
-    if path.stat().st_size > MAX_CONFIG_BYTES:
-        raise LabError(f"{name}: metadata.json is too large")
     try:
-        meta = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise LabError(f"{name}: metadata.json is missing") from None
+        meta = json.loads(read_bytes_bounded(path, MAX_METADATA_BYTES, "metadata file"))
+    except LabError as exc:  # too large, or gone since the check
+        raise LabError(f"{name}: {exc}") from None
     except (ValueError, RecursionError):  # bad JSON or UTF-8, 5000-digit numbers, [[[[...
         raise LabError(f"{name}: metadata.json is not valid JSON") from None
     if not isinstance(meta, dict):
@@ -239,7 +232,7 @@ def inspect(name: str) -> Entry:
         return Entry(name, "modified", "model.keras was modified outside the lab (checksum differs); "
                      f"re-import it with: python -m mnist_core models reimport {name}", meta)
     try:
-        _check_config_is_plain_keras(model_file)
+        keras_config.check_plain_keras(model_file)
     except LabError as exc:
         return Entry(name, "unsafe", str(exc).split(": ", 1)[1], meta)
     return Entry(name, "ok", "", meta)
@@ -260,37 +253,6 @@ def list_models() -> list[Entry]:
     return entries
 
 
-def _check_config_is_plain_keras(model_file: Path) -> None:
-    """Refuse archives whose config names anything but the plain Keras layers the lab builds, before Keras
-    parses them. Keras's safe_mode is the second line: it refuses Lambda bytecode when it loads."""
-    try:
-        with zipfile.ZipFile(model_file) as zf:
-            if zf.getinfo("config.json").file_size > MAX_CONFIG_BYTES:
-                raise LabError(f"{model_file.parent.name}: refusing to load: config.json is too large")
-            config = json.loads(zf.read("config.json"))
-    except (zipfile.BadZipFile, KeyError, ValueError, RecursionError, OSError) as exc:
-        raise LabError(f"{model_file.parent.name}: model.keras is damaged ({type(exc).__name__})") from None
-
-    def walk(node):
-        if isinstance(node, dict):
-            module, class_name = node.get("module"), node.get("class_name")
-            if isinstance(module, str) and not (module == "keras" or module.startswith("keras.")):
-                raise LabError(f"{model_file.parent.name}: refusing to load: config names module {module!r}")
-            if class_name is not None and class_name not in SAFE_CLASSES:
-                raise LabError(f"{model_file.parent.name}: refusing to load: config contains {str(class_name)[:40]!r}, "
-                               "which the lab never writes (code could run)")
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    try:
-        walk(config)
-    except RecursionError:
-        raise LabError(f"{model_file.parent.name}: refusing to load: config.json is nested too deeply") from None
-
-
 def load(name: str):
     """Load a model the lab saved. Safe mode stays on; modified or foreign files are refused."""
     import keras
@@ -301,7 +263,7 @@ def load(name: str):
     if not entry.ok:
         raise LabError(f"cannot load {name!r}: {entry.reason or entry.status}")
     model_file = models_dir() / name / MODEL_FILE
-    _check_config_is_plain_keras(model_file)
+    keras_config.check_plain_keras(model_file)
     try:
         return keras.saving.load_model(model_file, compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises many types for a bad archive
@@ -322,9 +284,9 @@ def reimport(name: str, mnist=None) -> dict:
     model_file = model_path(name) / MODEL_FILE
     if not model_file.is_file():
         raise LabError(f"no model.keras in {name!r}")
-    meta = read_metadata(name)
+    read_metadata(name)  # a missing or broken metadata.json is refused before the slow checks
     sha = file_sha256(model_file)
-    _check_config_is_plain_keras(model_file)
+    keras_config.check_plain_keras(model_file)
     try:
         model = keras.saving.load_model(model_file, compile=False, safe_mode=True)
     except Exception as exc:
@@ -336,13 +298,9 @@ def reimport(name: str, mnist=None) -> dict:
         raise LabError(f"cannot re-import {name!r}: model.keras changed while it was being checked")
     mnist = mnist or data.load()
     test, _ = evaluate.evaluate(model, mnist.x_test, mnist.y_test)
-    meta.update(name=name, model_sha256=sha, test=test, parameters=int(model.count_params()),
-                reimported=time.strftime("%Y-%m-%d %H:%M:%S"))
-    path = model_path(name) / METADATA_FILE
-    tmp = path.with_name(f"{TEMP_PREFIX}{METADATA_FILE}-{uuid.uuid4().hex[:8]}")
-    tmp.write_text(json.dumps(meta, indent=1))
-    os.replace(tmp, path)
-    return meta
+    return update_metadata(name, {"name": name, "model_sha256": sha, "test": test,
+                                  "parameters": int(model.count_params()),
+                                  "reimported": time.strftime("%Y-%m-%d %H:%M:%S")})
 
 
 def load_entry(name: str) -> tuple:
@@ -352,16 +310,14 @@ def load_entry(name: str) -> tuple:
 
 
 def update_metadata(name: str, changes: dict) -> dict:
-    """Merge `changes` into a model's metadata.json atomically (temp file + os.replace); the model file is untouched."""
-    meta = read_metadata(name)
-    meta.update(changes)
-    path = model_path(name) / METADATA_FILE
-    tmp = path.with_name(f"{TEMP_PREFIX}{METADATA_FILE}-{uuid.uuid4().hex[:8]}")
-    try:
-        tmp.write_text(json.dumps(meta, indent=1))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """Merge `changes` into a model's metadata.json atomically; the model file is untouched.
+
+    Read, merge and write happen under the registry lock, so two updates at once both land.
+    """
+    with _registry_lock():
+        meta = read_metadata(name)
+        meta.update(changes)
+        write_json_atomic(model_path(name) / METADATA_FILE, meta)
     return meta
 
 
@@ -369,19 +325,16 @@ def rename(old: str, new: str) -> None:
     src, dst = model_path(old), model_path(new)
     if not src.is_dir():
         raise LabError(f"no model named {old!r}")
-    if dst.exists():
-        raise LabError(f"a model named {new!r} already exists; rename refuses to overwrite")
-    meta_path = src / METADATA_FILE
-    if meta_path.is_file():
+    with _registry_lock():  # a save moving into `new` meanwhile would be overwritten by os.rename
+        if dst.exists():
+            raise LabError(f"a model named {new!r} already exists; rename refuses to overwrite")
         try:
-            meta = json.loads(meta_path.read_text())
-            meta["name"] = new
-            tmp = meta_path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(meta, indent=1))
-            os.replace(tmp, meta_path)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            meta = read_metadata(old)
+        except LabError:
             pass  # a broken entry keeps its broken metadata; the name lives in the folder anyway
-    os.rename(src, dst)
+        else:
+            write_json_atomic(src / METADATA_FILE, dict(meta, name=new))
+        os.rename(src, dst)
 
 
 def delete(name: str) -> None:

@@ -226,3 +226,59 @@ def test_unique_name_never_collides(registry_with):
     assert registry.unique_name("mlp-d128") == "mlp-d128-3"
     assert registry.unique_name("../weird name!") == "weird-name"
     assert registry.check_name(registry.unique_name("---")) == "model"
+
+
+# ---------- metadata writes: atomic, serialised, leftovers swept ----------
+
+
+UPDATER = """
+import sys
+from mnist_core import registry
+who = sys.argv[1]
+for i in range(int(sys.argv[2])):
+    registry.update_metadata("a", {f"{who}-{i}": i})
+"""
+
+
+def test_metadata_updates_from_several_processes_all_land(registry_with, isolated_dirs):
+    """Four processes each merge 25 keys at once: read, merge and write happen under the registry lock, so no
+    update overwrites another's (without the lock most keys are lost)."""
+    import subprocess
+    import sys
+
+    registry_with("a")
+    root = Path(__file__).resolve().parent.parent
+    procs = [subprocess.Popen([sys.executable, "-c", UPDATER, f"p{n}", "25"], cwd=root) for n in range(4)]
+    assert [p.wait(timeout=120) for p in procs] == [0] * 4
+    meta = registry.read_metadata("a")
+    assert {f"p{n}-{i}" for n in range(4) for i in range(25)} <= set(meta)
+    assert meta["name"] == "a" and registry.inspect("a").ok
+    assert sorted(p.name for p in (isolated_dirs / "a").iterdir()) == ["metadata.json", "model.keras"]
+
+
+def test_a_killed_metadata_write_is_swept_and_the_metadata_kept(registry_with, isolated_dirs):
+    registry_with("a")
+    before = registry.read_metadata("a")
+    leftover = isolated_dirs / "a" / f"{registry.TEMP_PREFIX}{registry.METADATA_FILE}-0123abcd"
+    leftover.write_text('{"half": ')  # what a write killed before its os.replace leaves
+    (isolated_dirs / "a" / "notes.txt").write_text("the user's own file")
+    assert [e.name for e in registry.list_models()] == ["a"]
+    assert not leftover.exists() and (isolated_dirs / "a" / "notes.txt").exists()
+    assert registry.read_metadata("a") == before and registry.inspect("a").ok
+
+
+def test_rename_rewrites_the_name_in_metadata_without_temp_files(registry_with, isolated_dirs):
+    registry_with("a")
+    registry.rename("a", "b")
+    assert registry.read_metadata("b")["name"] == "b"
+    assert sorted(p.name for p in (isolated_dirs / "b").iterdir()) == ["metadata.json", "model.keras"]
+
+
+def test_oversized_metadata_is_refused_before_it_is_read(registry_with, isolated_dirs):
+    registry_with("a")
+    with open(isolated_dirs / "a" / registry.METADATA_FILE, "r+b") as fh:
+        fh.truncate(registry.MAX_METADATA_BYTES + 1)  # sparse: reading it would still take 4 MB of memory
+    with pytest.raises(LabError, match=r"^a: metadata.json: the metadata file is 4,194,305 bytes, over the limit"):
+        registry.read_metadata("a")
+    entry = registry.inspect("a")
+    assert entry.status == "broken" and "over the limit" in entry.reason

@@ -28,7 +28,7 @@ from hostile_util import (
     write_lab_folder,
 )
 
-from mnist_core import registry
+from mnist_core import keras_config, registry
 from mnist_core.errors import LabError
 from mnist_core.predict import Predictor
 
@@ -99,7 +99,7 @@ def test_case01_keras_safe_mode_still_refuses_if_the_lab_check_is_bypassed(isola
                                                                            monkeypatch):
     """Defence in depth: with the lab's config check switched off, Keras's safe_mode still refuses the bytecode."""
     write_lab_folder(isolated_dirs, "evil", payloads["files"]["lambda"])
-    monkeypatch.setattr(registry, "_check_config_is_plain_keras", lambda path: None)
+    monkeypatch.setattr(keras_config, "check_plain_keras", lambda path: None)
     assert registry.inspect("evil").ok  # only the checksum is left, and it matches
     with pytest.raises(LabError, match="cannot load"):
         registry.load("evil")
@@ -146,7 +146,7 @@ def test_case01_every_model_the_lab_builds_passes_the_safe_config_check(isolated
         model = build(spec)
         compile_model(model, config, 10)
         model.save(isolated_dirs / f"{i}.keras")
-        registry._check_config_is_plain_keras(isolated_dirs / f"{i}.keras")
+        keras_config.check_plain_keras(isolated_dirs / f"{i}.keras")
         keras.backend.clear_session()
 
 
