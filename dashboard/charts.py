@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping, Sequence
+
 import numpy as np
+import plotly.colors
 import plotly.graph_objects as go
 
 DIGITS = [str(d) for d in range(10)]
 GRAY = [[0.0, "black"], [1.0, "white"]]
+# Plotly's ten defaults first (what a single-model chart has always looked like), then 24 darker ones.
+PALETTE = tuple(plotly.colors.qualitative.Plotly) + tuple(plotly.colors.qualitative.Dark24)
+X_AXES = {"epoch": "epoch", "images": "images seen", "seconds": "seconds"}  # training-curve x-axis choices
+EMPTY_LOSS_TOP = 2.5  # a 10-class guess scores ln 10 = 2.3: the loss axis a run starts on
+
+
+def model_colors(names: Sequence[str]) -> dict[str, str]:
+    """One colour per model name, in the order given (repeats ignored): call once per page with the page's
+    models and pass the result to every chart, so a model keeps its colour across the page.
+
+    The first len(PALETTE) (34) names get distinct colours; more than that wrap around.
+    """
+    return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(dict.fromkeys(names))}
 
 
 def _layout(fig: go.Figure, height: int, **kw) -> go.Figure:
@@ -83,25 +100,84 @@ def class_distribution(counts: dict[str, np.ndarray]) -> go.Figure:
     return _layout(fig, 300, barmode="group", legend=dict(orientation="h", y=1.1))
 
 
-def training_curves(histories: dict[str, list[dict]], metric: str = "loss",
-                    splits: tuple[str, ...] = ("train", "validation")) -> go.Figure:
-    """Per-epoch curves of `metric` ("loss" or "accuracy") for each run, train solid and validation dashed.
+def _rows(meta: Mapping, key: str) -> list[Mapping]:
+    # Metadata may be hand-edited or foreign: anything that is not a list of objects counts as absent.
+    value = meta.get(key)
+    return [row for row in value if isinstance(row, Mapping)] if isinstance(value, list) else []
 
-    A history is the list of epoch dicts a run records (epoch, loss, accuracy, val_loss, val_accuracy, ...);
-    fractional epochs (live progress within an epoch) plot as they are.
+
+def run_points(run: Sequence[Mapping] | Mapping) -> list[dict]:
+    """A run's curve points: {"epoch", "images", "seconds"} plus "loss"/"accuracy" (training) or
+    "val_loss"/"val_accuracy" (validation, once per epoch).
+
+    `run` is either such a list already (live points from job events) or a model's metadata: its
+    batch-resolution "curve" when it has one, else the training scores of its per-epoch "history"
+    (models saved before curves were stored), with the validation scores of "history" in both cases.
+    History rows lack "images" in old models; those points are left off an images axis.
     """
-    fig = go.Figure()
+    if not isinstance(run, Mapping):
+        return [dict(p) for p in run]
+    history, curve = _rows(run, "history"), _rows(run, "curve")
+    at = [{"epoch": h.get("epoch"), "images": h.get("images"), "seconds": h.get("elapsed")} for h in history]
+    curve = [dict(p) for p in curve] or [
+        {**x, "loss": h.get("loss"), "accuracy": h.get("accuracy")} for x, h in zip(at, history, strict=True)]
+    validation = [{**x, "val_loss": h.get("val_loss"), "val_accuracy": h.get("val_accuracy")}
+                  for x, h in zip(at, history, strict=True) if h.get("val_loss") is not None]
+    return curve + validation
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def training_curves(runs: Mapping[str, Sequence[Mapping] | Mapping], metric: str = "loss",
+                    splits: Sequence[str] = ("train", "validation"), x: str = "epoch",
+                    colors: Mapping[str, str] | None = None, x_max: float | None = None) -> go.Figure:
+    """Curves of `metric` ("loss" or "accuracy") against `x` ("epoch", "images" or "seconds"), one colour per run:
+    training solid, validation dashed with a marker per epoch.
+
+    `runs` maps a name to its points or its metadata (see run_points). `colors` maps names to colours
+    (model_colors; names it lacks get one of their own). `x_max` fixes the right end of the x-axis, e.g. a
+    live run's total epochs. The axes are sensible from the first point on: accuracy within 0-100%, loss
+    from 0, x from 0; an empty chart shows those ranges and says it has no points.
+    """
+    colors = {**model_colors(list(runs)), **(colors or {})}
     keys = {"train": metric, "validation": f"val_{metric}"}
-    for name, history in histories.items():
+    fig, xs, ys, missing = go.Figure(), [], [], []
+    for name, run in runs.items():
+        points = run_points(run)
+        drawn = False
         for split in splits:
-            points = [(h["epoch"], h[keys[split]]) for h in history if h.get(keys[split]) is not None]
-            if not points:
+            pts = sorted((p[x], p[keys[split]]) for p in points if _finite(p.get(x)) and _finite(p.get(keys[split])))
+            if not pts:
                 continue
-            x, y = zip(*points, strict=True)
-            fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=f"{name} {split}" if len(histories) > 1 else split,
-                                     line=dict(dash="solid" if split == "train" else "dash")))
-    fig.update_xaxes(title="epoch")
-    fig.update_yaxes(title=metric, tickformat=".1%" if metric == "accuracy" else None)
+            px, py = zip(*pts, strict=True)
+            xs.extend(px)
+            ys.extend(py)
+            drawn = True
+            dense = split == "train" and len(pts) > 30  # batch resolution: markers would hide the line
+            fig.add_trace(go.Scatter(
+                x=px, y=py, mode="lines" if dense else "lines+markers", legendgroup=name,
+                name=f"{name} {split}" if len(runs) > 1 else split,
+                line=dict(color=colors[name], dash="solid" if split == "train" else "dash", width=2),
+                marker=dict(color=colors[name], size=6, symbol="circle" if split == "train" else "diamond"),
+                hovertemplate=f"{name} {split}<br>{X_AXES.get(x, x)} %{{x:,.4~g}}<br>{metric} "
+                              + ("%{y:.2%}" if metric == "accuracy" else "%{y:.4f}") + "<extra></extra>"))
+        if not drawn and points:
+            missing.append(name)
+    right = max([*xs, x_max or 0.0]) or 1.0
+    fig.update_xaxes(title=X_AXES.get(x, x), range=[0, right * 1.02], tickformat="~s" if x == "images" else None)
+    if metric == "accuracy":
+        low = max(0.0, min(0.9, math.floor((min(ys) - 0.02) * 10) / 10)) if ys else 0.0
+        fig.update_yaxes(title=metric, tickformat=".0%", range=[low, 1.005])
+    else:
+        fig.update_yaxes(title=metric, range=[0, max(ys) * 1.08 if ys else EMPTY_LOSS_TOP])
+    if missing:  # at the bottom, off the curves of the runs that have this axis
+        fig.add_annotation(text=f"no {X_AXES.get(x, x)} recorded for {', '.join(missing)}", xref="paper",
+                           yref="paper", x=1, y=0.02, xanchor="right", showarrow=False, font=dict(color="gray"))
+    elif not xs:
+        fig.add_annotation(text="no points yet", xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False,
+                           font=dict(color="gray"))
     return _layout(fig, 320, legend=dict(orientation="h", y=1.15))
 
 
@@ -137,9 +213,12 @@ def add_cell_picker(fig: go.Figure, cm) -> go.Figure:
     return fig
 
 
-def per_class_bars(values: dict[str, list[float]], metric: str = "accuracy") -> go.Figure:
-    """Grouped bars of a per-digit fraction (e.g. accuracy, precision), one bar per run in each digit group."""
-    fig = go.Figure([go.Bar(name=name, x=DIGITS, y=np.asarray(v, dtype=float),
+def per_class_bars(values: dict[str, list[float]], metric: str = "accuracy",
+                   colors: Mapping[str, str] | None = None) -> go.Figure:
+    """Grouped bars of a per-digit fraction (e.g. accuracy, precision), one bar per run in each digit group,
+    coloured as `colors` says (model_colors)."""
+    colors = {**model_colors(list(values)), **(colors or {})}
+    fig = go.Figure([go.Bar(name=name, x=DIGITS, y=np.asarray(v, dtype=float), marker_color=colors[name],
                             hovertemplate="digit %{x}: %{y:.2%}<extra>" + name + "</extra>")
                      for name, v in values.items()])
     lows = [min(v) for v in values.values() if len(v)]

@@ -137,3 +137,46 @@ def test_disagreements_and_verdict(small_mnist):
     result = evaluate.mcnemar(pred_a, pred_b, labels)
     assert (result["only_a_right"], result["only_b_right"]) == (2, 0)
     assert compare.mcnemar_verdict(result, "A", "B").startswith("No significant difference")
+
+
+# ---------- training curves and colours ----------
+
+
+def figures(at) -> list[dict]:
+    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+def make_old_format(folder: Path) -> None:
+    """Rewrite a model's metadata as models saved before batch-resolution curves: per-epoch history only."""
+    meta = json.loads((folder / "metadata.json").read_text())
+    del meta["curve"]
+    meta["history"] = [{k: v for k, v in row.items() if k != "images"} for row in meta["history"]]
+    (folder / "metadata.json").write_text(json.dumps(meta))
+
+
+def test_curves_overlay_stored_curves_one_colour_per_model_on_every_chart(registry_with, open_compare):
+    root = registry_with("tiny", "old", "third")
+    make_old_format(root / "old")
+    at = open_compare()
+    at.multiselect(key="compare_pick").set_value(["tiny", "old", "third"]).run()
+    assert not at.exception
+    curves = next(f for f in figures(at) if any(t.get("name") == "tiny train" for t in f["data"]))
+    bars = next(f for f in figures(at) if f["data"] and f["data"][0].get("type") == "bar")
+    traces = {t["name"]: t for t in curves["data"]}
+    curve = registry.read_metadata("tiny")["curve"]
+    assert traces["tiny train"]["x"] == [p["epoch"] for p in curve] and len(curve) == 29  # not a single dot
+    assert traces["old train"]["x"] == [1]  # what an old model stored: one point per epoch
+    bar_colors = {b["name"]: b["marker"]["color"] for b in bars["data"]}
+    assert len(set(bar_colors.values())) == 3
+    for name, trace in traces.items():
+        assert trace["line"]["color"] == bar_colors[name.rsplit(" ", 1)[0]]  # same model, same colour everywhere
+
+    at.radio(key="compare_x").set_value("seconds").run()
+    curves = next(f for f in figures(at) if any(t.get("name") == "tiny train" for t in f["data"]))
+    assert curves["layout"]["xaxis"]["title"]["text"] == "seconds"
+    assert next(t for t in curves["data"] if t["name"] == "tiny train")["x"] == [p["seconds"] for p in curve]
+    at.radio(key="compare_x").set_value("images").run()
+    curves = next(f for f in figures(at) if any(t.get("name") == "tiny train" for t in f["data"]))
+    assert not any(t["name"].startswith("old ") for t in curves["data"])  # old models never recorded images seen
+    assert curves["layout"]["annotations"][0]["text"] == "no images seen recorded for old"
+    assert not at.exception

@@ -1,4 +1,5 @@
-"""Test-set results of one saved model: metrics, clickable confusion matrix, per-class scores, mistakes."""
+"""Results of one saved model: its training curves, then test-set metrics, clickable confusion matrix,
+per-class scores and mistakes."""
 
 from __future__ import annotations
 
@@ -17,6 +18,27 @@ def _gallery(images, titles: list[str], cols: int = 10) -> None:
     st.plotly_chart(charts.image_grid(images, titles, cols=cols), config={"staticPlot": True})
 
 
+def training_curves(name: str, meta: dict) -> None:
+    """Loss and accuracy as stored with the model: batch resolution when it has a curve, else per epoch."""
+    st.subheader("Training curves")
+    x = st.radio("x-axis", list(charts.X_AXES), format_func=charts.X_AXES.get, horizontal=True,
+                 key=f"results_x_{name}")
+    left, right = st.columns(2)
+    for col, metric in ((left, "loss"), (right, "accuracy")):
+        col.plotly_chart(charts.training_curves({name: meta}, metric, x=x), key=f"results_{metric}_{name}")
+    notes = []
+    if isinstance(early := meta.get("early_stopped"), dict):
+        notes.append(f"Early stopping ended training after epoch {early.get('epoch')}; the model keeps the weights "
+                     f"of epoch {early.get('best_epoch')}, its lowest validation loss.")
+    if isinstance(stop := meta.get("stopped_early"), dict):
+        notes.append(f"Stopped by request during epoch {stop.get('at_epoch')}; saved as it was at the end of its "
+                     f"best epoch, {stop.get('best_epoch')}.")
+    if not meta.get("curve"):
+        notes.append("This model was saved with one point per epoch (no batch-resolution curve).")
+    for note in notes:
+        st.caption(note)
+
+
 def show(name: str) -> None:
     try:
         meta = registry.read_metadata(name)
@@ -32,6 +54,7 @@ def show(name: str) -> None:
     b.metric("Test loss", f"{test['loss']:.4f}")
     c.metric("Macro F1", f"{test['macro_f1']:.4f}")
     d.metric("Train time", f"{meta.get('train_seconds', 0):.0f} s")
+    training_curves(name, meta)
 
     left, right = st.columns([3, 2])
     with left:

@@ -148,11 +148,13 @@ else:
         if len(picked) > 1:
             st.subheader("Spec and config")
             _specs(meta)
+        colors = charts.model_colors(picked)  # one colour per model in every chart below
         st.subheader("Training curves")
-        c1, c2 = st.columns(2)
+        c1, c2, c3 = st.columns(3)
         metric = c1.radio("Metric", ["loss", "accuracy"], horizontal=True, key="compare_metric")
-        splits = c2.multiselect("Split", ["train", "validation"], default=["train", "validation"], key="compare_splits")
-        st.plotly_chart(charts.training_curves({n: meta[n].get("history", []) for n in picked}, metric, tuple(splits)))
+        x = c2.radio("x-axis", list(charts.X_AXES), format_func=charts.X_AXES.get, horizontal=True, key="compare_x")
+        splits = c3.multiselect("Split", ["train", "validation"], default=["train", "validation"], key="compare_splits")
+        st.plotly_chart(charts.training_curves(meta, metric, tuple(splits), x=x, colors=colors))
         st.subheader("Confusion matrices")
         matrices = {n: np.asarray(meta[n]["test"]["confusion_matrix"]) for n in picked}
         figures = [charts.confusion_matrix(cm, title=n) for n, cm in matrices.items()]
@@ -167,7 +169,7 @@ else:
                        f"blue off it: {a} makes that mistake more often.")
             _two_models(*picked)
         st.subheader("Per-class accuracy")
-        st.plotly_chart(charts.per_class_bars({n: meta[n]["test"]["recall"] for n in picked}))
+        st.plotly_chart(charts.per_class_bars({n: meta[n]["test"]["recall"] for n in picked}, colors=colors))
         my_digits_ui.compare_section(picked)
 st.divider()
 st.subheader("Rename or delete")
