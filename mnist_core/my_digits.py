@@ -176,16 +176,6 @@ def arrays(path: Path | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return x, np.array([d.label for d in digits], np.uint8), np.array([d.id for d in digits], np.int64)
 
 
-def counts(path: Path | None = None) -> np.ndarray:
-    """Saved drawings per digit, (10,)."""
-    with _Session(path) as conn:
-        rows = conn.execute("SELECT label, COUNT(*) FROM digits GROUP BY label").fetchall()
-    out = np.zeros(10, np.int64)
-    for label, n in rows:
-        out[label] = n
-    return out
-
-
 def move_aside(path: Path | None = None) -> Path:
     """Rename a damaged database out of the way (kept, never deleted) so a new one can start."""
     path = Path(path or db_path())
