@@ -17,6 +17,7 @@ from mnist_core import spec as specs
 from mnist_core.errors import LabError
 
 POLL_SECONDS = 1.0
+KEEPS_ON_STOP = ("train", "save-best")  # the kinds that can save their best epoch so far when stopped
 ss = st.session_state
 
 
@@ -107,9 +108,10 @@ def _stop_controls(job: jobs.JobStatus) -> None:
     if jobs.stop_requested(job.id):
         st.button("Stopping...", disabled=True, key=f"stopping_{job.id}")
         return
-    if job.kind not in jobs.MODEL_KINDS:
-        st.button("Stop", key=f"stop_{job.id}", on_click=jobs.stop, args=(job.id,),
-                  help="Each worker ends its current trial (marked failed); finished trials stay.")
+    if job.kind not in KEEPS_ON_STOP:
+        help_text = ("Each worker ends its current trial (marked failed); finished trials stay." if job.kind == "study"
+                     else "Nothing is saved.")
+        st.button("Stop", key=f"stop_{job.id}", on_click=jobs.stop, args=(job.id,), help=help_text)
         return
     asking = f"stop_ask_{job.id}"
     if not ss.get(asking):

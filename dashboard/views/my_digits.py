@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import cache, charts
-from dashboard.components import job_panel
+from dashboard.components import job_panel, messages, mnist_gate
 from dashboard.components.session import browser_session
 from mnist_core import jobs, my_digits, registry
 from mnist_core.errors import LabError
@@ -15,42 +15,38 @@ COLS = 6
 ss = st.session_state
 
 
-def _say(kind: str, text: str) -> None:
-    ss.my_digits_msg = (kind, text)
-
-
 def _relabel(digit_id: int) -> None:
     try:
         my_digits.relabel(digit_id, ss[f"my_label_{digit_id}"])
-        _say("success", f"Digit {digit_id} is now a {ss[f'my_label_{digit_id}']}.")
+        messages.flash("my_digits", "success", f"Digit {digit_id} is now a {ss[f'my_label_{digit_id}']}.")
     except LabError as exc:
-        _say("error", str(exc))
+        messages.flash("my_digits", "error", str(exc))
 
 
 def _delete(digit_id: int) -> None:
     try:
         my_digits.delete(digit_id)
-        _say("success", f"Deleted digit {digit_id}.")
+        messages.flash("my_digits", "success", f"Deleted digit {digit_id}.")
     except LabError as exc:
-        _say("error", str(exc))
+        messages.flash("my_digits", "error", str(exc))
 
 
 def _import() -> None:
     upload = ss.get("my_import")
     if upload is None:
-        _say("error", "choose a zip to import first")
+        messages.flash("my_digits", "error", "choose a zip to import first")
         return
     try:
-        _say("success", f"Imported {my_digits.import_zip(upload.getvalue())} digits from {upload.name}.")
+        messages.flash("my_digits", "success", f"Imported {my_digits.import_zip(upload.getvalue())} digits from {upload.name}.")
     except LabError as exc:
-        _say("error", f"{upload.name}: {exc}")
+        messages.flash("my_digits", "error", f"{upload.name}: {exc}")
 
 
 def _fine_tune(parent: str, name: str, epochs: int) -> None:
     try:
         jobs.start_fine_tune(parent, name.strip(), epochs, session=browser_session())
     except LabError as exc:
-        _say("error", str(exc))
+        messages.flash("my_finetune", "error", str(exc))
 
 
 st.title("My digits")
@@ -60,12 +56,11 @@ except LabError as exc:
     st.error(str(exc))
     if st.button("Move the damaged file aside and start a new one", icon=":material/restore_page:"):
         kept = my_digits.move_aside()
-        _say("success", f"The damaged file was kept as {kept.name}; a new, empty collection starts now.")
+        messages.flash("my_digits", "success", f"The damaged file was kept as {kept.name}; a new, empty collection starts now.")
         st.rerun()
     st.stop()
 
-if msg := ss.pop("my_digits_msg", None):
-    getattr(st, msg[0])(msg[1])
+messages.show("my_digits")
 
 if not digits:
     st.info("No saved digits yet. Draw one on the Draw page and press \"Save to my digits\", or import a zip below.")
@@ -108,9 +103,11 @@ left, mid, right = st.columns([2, 2, 1])
 parent = left.selectbox("Start from", names, key="my_parent")
 name = mid.text_input("Name of the new model", registry.unique_name(f"{parent}-mine"), key=f"my_new_name_{parent}")
 epochs = right.number_input("Epochs", 1, 5, 1, key="my_epochs")
+mnist_gate.require()  # fine-tuning mixes in MNIST training images
 job = jobs.latest(browser_session(), kinds=("finetune",))
 st.button("Fine-tune", on_click=_fine_tune, args=(parent, name, epochs), icon=":material/model_training:",
           disabled=bool(job and job.running))
+messages.show("my_finetune")
 
 
 def result(job: jobs.JobStatus) -> None:
