@@ -37,6 +37,16 @@ def test_wrong_answers_of_a_model_match_its_stored_confusion_matrix(app_page, re
     assert _caption(at).startswith(f"{cm[9].sum() - cm[9, 9]:,} matching")
 
 
+def test_missing_mnist_offers_the_same_fetch_button_as_home(app_page, tmp_path, monkeypatch):
+    monkeypatch.setenv("MNIST_CACHE_DIR", str(tmp_path / "no-data-here"))
+    monkeypatch.delenv("MNIST_DATA", raising=False)
+    at = app_page("views/data.py")
+    assert not at.exception
+    assert "not downloaded yet" in at.warning[0].value
+    assert [b.label for b in at.button] == ["Fetch MNIST"]
+    assert not at.subheader  # nothing below needs data it does not have
+
+
 def test_reroll_changes_the_samples(app_page):
     at = app_page("views/data.py")
     before = at.session_state["data_seed"]

@@ -1,6 +1,9 @@
-"""AppTest of the Home page: description, data status, the saved-models table, links, and the fetch button."""
+"""AppTest of the Home page: a line and a link for every page, data status, the saved-models table, and the
+fetch button."""
 
 import pytest
+
+PAGES = ["train", "compare", "explore", "draw", "inspect", "my-digits", "data"]  # url paths, sidebar order
 
 
 def test_empty_registry(app_page):
@@ -25,6 +28,17 @@ def test_models_table_lists_every_entry_and_broken_ones_say_why(app_page, regist
     assert "1 entry cannot be loaded" in at.caption[0].value
 
 
+def test_every_other_page_has_a_link_and_a_line_saying_what_it_is_for(app_page):
+    at = app_page("views/home.py")
+    assert not at.exception
+    links = at.page_link
+    assert [link.proto.page for link in links] == PAGES  # each resolves to a page registered in app.py
+    for link in links:
+        title, what = link.value.split(" · ")
+        assert title.startswith("**") and title.endswith("**")
+        assert len(what.split()) >= 8 and "\n" not in what  # a sentence, on one line
+
+
 def test_missing_mnist_offers_a_fetch_button(app_page, tmp_path, monkeypatch):
     monkeypatch.setenv("MNIST_CACHE_DIR", str(tmp_path / "no-data-here"))
     monkeypatch.delenv("MNIST_DATA", raising=False)
@@ -32,6 +46,8 @@ def test_missing_mnist_offers_a_fetch_button(app_page, tmp_path, monkeypatch):
     assert not at.exception
     assert "not downloaded yet" in at.warning[0].value
     assert [b.label for b in at.button] == ["Fetch MNIST"]
+    assert "No saved models yet" in at.info[0].value  # the rest of Home still shows
+    assert len(at.page_link) == len(PAGES)
 
 
 @pytest.mark.parametrize("page", ["views/draw.py", "views/data.py"])

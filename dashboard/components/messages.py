@@ -1,14 +1,19 @@
 """One way for a page to tell the user something.
 
 A callback cannot draw (it runs before the script), so it `flash`es a message into a named slot and the
-page `show`s that slot where the message belongs, on the next run. Errors from the lab are one line.
+page `show`s that slot where the message belongs, on the next run. Errors are one line, never a traceback.
 """
 
 from __future__ import annotations
 
+import logging
+
 import streamlit as st
 
+from mnist_core.errors import LabError
+
 KINDS = ("success", "info", "warning", "error")
+log = logging.getLogger(__name__)
 
 
 def flash(slot: str, kind: str, text: str) -> None:
@@ -26,6 +31,11 @@ def show(slot: str, where=None) -> None:
 
 
 def error(exc_or_text, where=None) -> None:
-    """One line for a LabError (or any text), never a traceback."""
-    text = str(exc_or_text).strip().splitlines()[0] if str(exc_or_text).strip() else type(exc_or_text).__name__
-    (where or st).error(text)
+    """One line for a LabError or a text. Any other exception is a surprise: its traceback goes to the
+    server log, and the page gets its one-line message."""
+    if isinstance(exc_or_text, BaseException) and not isinstance(exc_or_text, LabError):
+        log.error("unexpected error shown on a page", exc_info=exc_or_text)
+    text = str(exc_or_text).strip()
+    if isinstance(exc_or_text, BaseException):
+        text = text or type(exc_or_text).__name__
+    (where or st).error(text.splitlines()[0] if text else "Something went wrong (no details were given)")

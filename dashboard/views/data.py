@@ -4,6 +4,7 @@ import numpy as np
 import streamlit as st
 
 from dashboard import cache, charts
+from dashboard.components import messages, mnist_gate
 from mnist_core import browse
 from mnist_core.errors import LabError
 
@@ -11,12 +12,7 @@ SAMPLES_PER_DIGIT = 12
 PAGE_SIZE = 40
 
 st.title("Data")
-try:
-    mnist = cache.mnist()
-except LabError as exc:
-    st.error(str(exc))
-    st.page_link("views/home.py", label="Fetch it on the Home page", icon=":material/home:")
-    st.stop()
+mnist = mnist_gate.require()
 
 st.subheader("Images per digit")
 st.plotly_chart(charts.class_distribution({"train": browse.class_counts(mnist.y_train),
@@ -49,7 +45,7 @@ if model != "none":
     try:
         predicted = cache.test_probabilities(model).argmax(axis=1)
     except LabError as exc:
-        st.error(str(exc))
+        messages.error(exc)
 chosen = browse.select(mnist.y_test, None if digit == "all" else digit, predicted,
                         None if predicted is None or result == "all" else result == "correct")
 if not len(chosen):

@@ -1,44 +1,39 @@
-"""Home: what the lab is, whether the data is there, which models are saved, and where to go."""
+"""Home: what the lab is, what each page is for, whether the data is there, and which models are saved."""
 
 import pandas as pd
 import streamlit as st
 
 from dashboard import cache
+from dashboard.components import mnist_gate
 from mnist_core import data
-from mnist_core.errors import LabError
+
+# One line per page, in the sidebar's order: where it is, and what a visitor goes there for.
+PAGES = [
+    ("views/train.py", "Train", ":material/model_training:",
+     "build a network in the sidebar, or start from a preset, and watch it learn live"),
+    ("views/compare.py", "Compare", ":material/compare:",
+     "set saved models side by side on the 10,000 test digits, and see whether a gap is more than chance"),
+    ("views/explore.py", "Explore", ":material/tune:",
+     "let a hyperparameter search try many networks for you, and keep the best as a model"),
+    ("views/draw.py", "Draw", ":material/draw:",
+     "draw or upload a digit and see what every saved model reads in it"),
+    ("views/inspect.py", "Inspect", ":material/biotech:",
+     "look inside one model: which pixels decide, what each layer sees, which training digits look alike"),
+    ("views/my_digits.py", "My digits", ":material/gesture:",
+     "keep your own handwriting as a test set, and fine-tune a model on it"),
+    ("views/data.py", "Data", ":material/grid_view:",
+     "browse MNIST itself: how many of each digit, samples, the mean digit, and each model's mistakes"),
+]
 
 st.title("MNIST Model Lab")
-st.markdown(
-    "Build a network for handwritten digits in the sidebar of **Train** and watch it learn.  \n"
-    "Keep the good ones and set them side by side on the 10,000 MNIST test images in **Compare**.  \n"
-    "Then hold them against your own handwriting in **Draw**, and look at the digits themselves in **Data**."
-)
+st.markdown("Build classifiers for handwritten digits, watch them learn, and see what each architecture choice "
+            "does: on the 10,000 MNIST test images and on your own handwriting.")
 
-cols = st.columns(4)
-for col, (path, label, icon) in zip(cols, [
-    ("views/train.py", "Train a model", ":material/model_training:"),
-    ("views/compare.py", "Compare models", ":material/compare:"),
-    ("views/draw.py", "Draw a digit", ":material/draw:"),
-    ("views/data.py", "Explore the data", ":material/grid_view:"),
-], strict=True):
-    col.page_link(path, label=label, icon=icon)
+for path, title, icon, what in PAGES:
+    st.page_link(path, label=f"**{title}** · {what}", icon=icon)
 
 st.subheader("Data")
-try:
-    mnist = cache.mnist()
-except LabError as exc:
-    mnist = None
-    st.warning(str(exc))
-    if st.button("Fetch MNIST", icon=":material/download:", type="primary"):
-        with st.status("Fetching MNIST...", expanded=True) as status:
-            try:
-                data.load(on_status=status.write)  # verifies every file and writes the cache
-            except LabError as fetch_error:
-                status.update(label="Fetching MNIST failed", state="error")
-                st.error(str(fetch_error))
-                st.stop()
-            status.update(label="MNIST is ready", state="complete")
-        st.rerun()
+mnist = mnist_gate.available()
 if mnist is not None:
     where = data.cache_path() if mnist.source == "cache" else mnist.source
     st.success(f"MNIST: {len(mnist.x_train):,} training and {len(mnist.x_test):,} test images from {where}; "
