@@ -2,9 +2,12 @@
 so a drawing is fed in through the upload box, which goes through the same preprocessing and model."""
 
 import io
+import shutil
 
 import numpy as np
 from PIL import Image
+
+from dashboard.components import page_state
 
 
 def _encode(image: np.ndarray, fmt: str) -> bytes:
@@ -76,3 +79,107 @@ def test_bad_upload_is_one_error_line(app_page, registry_with):
     assert not at.exception
     assert len(at.error) == 1 and "not a PNG, JPEG" in at.error[0].value
     assert not at.metric
+
+
+# --- State that survives a page switch (Streamlit drops the widget keys of a page that is not drawn) ---
+
+def _canvas_image(digit28: np.ndarray) -> np.ndarray:
+    """What the browser's canvas sends for a digit: 280x280 RGBA, white ink on black."""
+    gray = np.asarray(Image.fromarray(digit28).resize((280, 280), Image.Resampling.BILINEAR))
+    return np.dstack([gray, gray, gray, np.full_like(gray, 255)])
+
+
+def test_toggles_model_and_stroke_survive_a_visit_to_inspect(app_page, registry_with):
+    registry_with("tiny", default=True)
+    at = app_page("views/draw.py")
+    at.selectbox(key="draw_model").set_value("tiny")
+    at.toggle(key="draw_compare_all").set_value(True)
+    at.toggle(key="draw_steps").set_value(True)
+    at.slider(key="draw_stroke").set_value(31)
+    at.run()
+    at.switch_page("views/inspect.py").run()
+    assert not at.exception
+    assert "draw_compare_all" not in at.session_state  # what Streamlit does to an undrawn widget's key
+    at.switch_page("views/draw.py").run()
+    assert not at.exception and not at.warning  # no "default value and Session State" warning either
+    assert at.selectbox(key="draw_model").value == "tiny"
+    assert at.toggle(key="draw_compare_all").value is True
+    assert at.toggle(key="draw_steps").value is True
+    assert at.slider(key="draw_stroke").value == 31
+
+
+def test_a_kept_model_that_was_deleted_falls_back_to_the_first(app_page, registry_with):
+    models = registry_with("tiny", default=True)
+    at = app_page("views/draw.py")
+    at.selectbox(key="draw_model").set_value("tiny").run()
+    at.switch_page("views/home.py").run()
+    shutil.rmtree(models / "tiny")
+    at.switch_page("views/draw.py").run()
+    assert not at.exception
+    assert at.selectbox(key="draw_model").options == ["default"]
+    assert at.selectbox(key="draw_model").value == "default"
+
+
+def test_the_drawing_comes_back_after_inspect_and_is_inspect_input(app_page, registry_with, full_mnist):
+    """AppTest's canvas always returns its empty default, so the browser's last drawing is kept the way
+    canvas_image keeps it; the remounted canvas must be seeded with its strokes and predicted again."""
+    registry_with(default=True)
+    at = app_page("views/draw.py")
+    assert [i.value for i in at.info] == ["draw a digit"]
+    strokes = {"version": "6", "objects": [{"type": "Path", "path": [["M", 140, 45], ["L", 140, 235]]}]}
+    at.session_state[f"{page_state.KEPT}draw.strokes"] = strokes
+    at.session_state[f"{page_state.KEPT}draw.image"] = _canvas_image(full_mnist.x_test[0])
+    at.switch_page("views/inspect.py").run()
+    at.switch_page("views/draw.py").run()
+    assert not at.exception
+    assert at.session_state[f"{page_state.KEPT}draw.seed"] == strokes  # handed to st_canvas as initial_drawing
+    assert next(m for m in at.metric if m.label == "Prediction").value == str(full_mnist.y_test[0]) == "7"
+    at.switch_page("views/inspect.py").run()
+    at.segmented_control(key="inspect_source").set_value("Drawing from /draw").run()
+    assert not at.exception and at.metric[0].value == "7"
+    assert "your drawing from /draw" in " ".join(c for img in at.image for c in img.captions)
+    # Clear forgets it: the next canvas mounts empty and nothing is predicted.
+    at.switch_page("views/draw.py").run()
+    at.button[0].click().run()
+    assert not at.exception and [i.value for i in at.info] == ["draw a digit"] and not at.metric
+    at.switch_page("views/home.py").run()
+    at.switch_page("views/draw.py").run()
+    assert [i.value for i in at.info] == ["draw a digit"]
+
+
+def test_canvas_image_keeps_what_the_browser_sent_and_seeds_a_remounted_canvas():
+    """page_state's canvas functions in a script of their own: a run with the browser's image keeps it, a
+    remount (new canvas key) is seeded with the kept strokes and gets the kept image back."""
+    from streamlit.testing.v1 import AppTest
+
+    def script():
+        import types
+
+        import numpy as np
+        import streamlit as st
+
+        from dashboard.components import page_state
+
+        ss = st.session_state
+        key = ss.get("key", "canvas-0")
+        seed = page_state.canvas_seed(key, "pad")
+        sent = ss.get("browser_sends")  # None: the canvas returns its default (no image yet)
+        result = types.SimpleNamespace(image_data=None if sent is None else np.full((4, 4, 4), sent, np.uint8),
+                                       json_data={"objects": [] if sent is None else [{"type": "Path", "n": sent}]})
+        image = page_state.canvas_image(result, "pad")
+        ss[key] = "mounted"  # stands in for the canvas widget's own state
+        st.write(f"seed={seed} image={None if image is None else int(image[0, 0, 0])}")
+
+    at = AppTest.from_function(script)
+    at.run()
+    assert at.markdown[0].value == "seed=None image=None"
+    at.session_state["browser_sends"] = 200
+    at.run()
+    assert at.markdown[0].value == "seed=None image=200"
+    at.session_state["browser_sends"] = None  # the same canvas, rerun without news: nothing kept changes
+    at.session_state["key"] = "canvas-1"  # remounted (a page switch drops the old key)
+    at.run()
+    assert at.markdown[0].value == "seed={'objects': [{'type': 'Path', 'n': 200}]} image=200"
+    at.session_state["browser_sends"] = 90  # a new stroke on the remounted canvas: the seed stays put
+    at.run()
+    assert at.markdown[0].value == "seed={'objects': [{'type': 'Path', 'n': 200}]} image=90"

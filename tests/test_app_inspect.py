@@ -102,3 +102,31 @@ def test_upload_bad_and_good(app_page, registry_with, full_mnist):
 def test_empty_registry_says_train_first(app_page):
     at = app_page(PAGE)
     assert not at.exception and "No saved model" in at.warning[0].value
+
+
+def test_inspect_choices_survive_a_visit_to_another_page(app_page, registry_with):
+    registry_with("tiny", default=True)
+    at = app_page(PAGE)
+    at.selectbox(key="inspect_model").set_value("default").run()
+    at.segmented_control(key="inspect_source").set_value("Misclassified test image").run()
+    first = at.selectbox(key="inspect_wrong").value
+    at.selectbox(key="inspect_wrong").select_index(1).run()
+    second = at.selectbox(key="inspect_wrong").value
+    assert second != first
+    at.selectbox(key="inspect_cls_default").set_value(5).run()
+    shown = at.metric[0].value
+    at.switch_page("views/draw.py").run()
+    assert "inspect_source" not in at.session_state  # what Streamlit does to an undrawn widget's key
+    at.switch_page(PAGE).run()
+    assert not at.exception and not at.warning
+    assert at.selectbox(key="inspect_model").value == "default"
+    assert at.segmented_control(key="inspect_source").value == "Misclassified test image"
+    assert at.selectbox(key="inspect_wrong").value == second
+    assert at.selectbox(key="inspect_cls_default").value == 5
+    assert "gradient saliency for 5" in _image_captions(at) and at.metric[0].value == shown
+    # The test-image index is kept too.
+    at.segmented_control(key="inspect_source").set_value("Test image").run()
+    at.number_input(key="inspect_index").set_value(42).run()
+    at.switch_page("views/home.py").run()
+    at.switch_page(PAGE).run()
+    assert at.number_input(key="inspect_index").value == 42

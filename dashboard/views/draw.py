@@ -79,6 +79,12 @@ def compare_models(input28) -> None:
                         config={"displayModeBar": False})
 
 
+def clear_canvas() -> None:
+    """Runs before the rerun the click causes, so that rerun already mounts the fresh canvas."""
+    page_state.forget_canvas("draw")
+    st.session_state.canvas_round += 1  # a fresh key gives a fresh, empty canvas
+
+
 @st.fragment
 def drawing_area() -> None:
     """A stroke reruns only this fragment, not the whole page: the shortest path from mouse-up to an answer."""
@@ -90,10 +96,7 @@ def drawing_area() -> None:
         canvas = st_canvas(stroke_width=stroke, stroke_color="#FFFFFF", background_color="#000000",
                            width=CANVAS_PX, height=CANVAS_PX, drawing_mode="freedraw", return_image_data=True,
                            initial_drawing=page_state.canvas_seed(canvas_key, "draw"), key=canvas_key)
-        if st.button("Clear", icon=":material/delete:"):
-            page_state.forget_canvas("draw")
-            st.session_state.canvas_round += 1  # a fresh key gives a fresh, empty canvas
-            st.rerun(scope="fragment")
+        st.button("Clear", icon=":material/delete:", on_click=clear_canvas)
         upload = st.file_uploader("...or upload a photo or scan of a digit", type=["png", "jpg", "jpeg"],
                                   key="draw_upload")
     with right:
