@@ -7,22 +7,25 @@ from dashboard import cache
 from dashboard.components import mnist_gate
 from mnist_core import data
 
-# One line per page, in the sidebar's order: where it is, and what a visitor goes there for.
+# One line per page, in the sidebar's order: where it is, and what a visitor goes there for. Each line is kept
+# short enough to fit unbroken beside an open sidebar in an 800 px window (the link label has 488 px there and
+# Streamlit cuts a longer one off with "..."): at most LINE_CHARS characters with the title.
+LINE_CHARS = 75
 PAGES = [
     ("views/train.py", "Train", ":material/model_training:",
-     "build a network in the sidebar, or start from a preset, and watch it learn live"),
+     "build a network, or start from a preset, and watch it learn live"),
     ("views/compare.py", "Compare", ":material/compare:",
-     "set saved models side by side on the 10,000 test digits, and see whether a gap is more than chance"),
+     "saved models side by side, and whether a gap is more than chance"),
     ("views/explore.py", "Explore", ":material/tune:",
-     "let a hyperparameter search try many networks for you, and keep the best as a model"),
+     "a hyperparameter search tries networks; keep the best as a model"),
     ("views/draw.py", "Draw", ":material/draw:",
-     "draw or upload a digit and see what every saved model reads in it"),
+     "draw or upload a digit and see what every saved model reads"),
     ("views/inspect.py", "Inspect", ":material/biotech:",
-     "look inside one model: which pixels decide, what each layer sees, which training digits look alike"),
+     "inside one model: which pixels decide, what each layer sees"),
     ("views/my_digits.py", "My digits", ":material/gesture:",
-     "keep your own handwriting as a test set, and fine-tune a model on it"),
+     "your own handwriting as a test set, and fine-tuning on it"),
     ("views/data.py", "Data", ":material/grid_view:",
-     "browse MNIST itself: how many of each digit, samples, the mean digit, and each model's mistakes"),
+     "MNIST itself: digits per class, samples, each model's mistakes"),
 ]
 
 st.title("MNIST Model Lab")
