@@ -83,6 +83,11 @@ def test_train_preset_one_epoch_then_check_it_independently(isolated_dirs, offic
     assert meta["config"]["epochs"] == 1 and meta["config"]["batch_size"] == 32 and meta["config"]["optimizer"] == "adam"
     assert len(meta["history"]) == 1
     assert set(meta["history"][0]) >= {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"}
+    assert meta["history"][0]["images"] == 54000
+    curve = meta["curve"]  # 1688 batches, every 17th recorded: 100 points, the last at the end of the epoch
+    assert len(curve) == 100 and curve[-1]["epoch"] == 1 and curve[-1]["images"] == 54000
+    assert curve[-1]["loss"] == pytest.approx(meta["history"][0]["loss"], rel=1e-5)
+    assert curve[0]["loss"] > curve[-1]["loss"] and curve[0]["seconds"] < curve[-1]["seconds"] <= meta["train_seconds"]
     test = meta["test"]
     assert 0 < test["loss"] < 1 and 0.9 < test["accuracy"] <= 1
     confusion = np.array(test["confusion_matrix"])
