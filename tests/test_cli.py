@@ -5,8 +5,10 @@ from __future__ import annotations
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -228,3 +230,140 @@ def test_bad_inputs_exit_2_with_one_line(registry_with, tmp_path, capfd):
         out, err = capfd.readouterr()
         assert_user_error(subprocess.CompletedProcess(args, code, out, err), *fragments)
     assert sorted(e.name for e in registry.list_models()) == ["alpha"]  # nothing was written
+
+
+# ---------- what every long command shares: job flags, the stop checker, the one event writer ----------
+
+
+JOB_FLAGS = ["--name", "N", "--events", "/tmp/e.jsonl", "--stop-file", "/tmp/stop", "--job-id", "J"]
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "--spec", "s.json", "--config", "c.json", *JOB_FLAGS],
+    ["finetune", "--parent", "default", "--epochs", "2", *JOB_FLAGS],
+    ["explore", "--study", "S", "--trials", "4", "--workers", "2", "--sampler", "grid", "--train-limit", "2000",
+     "--train-epochs", "1", "--space", "sp.json", *JOB_FLAGS],
+    ["explore", "--study", "S", "--save-best", "MODEL", "--train-limit", "2000", *JOB_FLAGS],
+])
+def test_the_command_lines_jobs_build_parse(argv):
+    from mnist_core import cli
+
+    args = cli.make_parser().parse_args(argv)
+    assert (args.name, args.events, args.stop_file, args.job_id) == ("N", "/tmp/e.jsonl", "/tmp/stop", "J")
+    assert callable(args.run)
+
+
+def test_patience_is_a_train_override_like_epochs(tmp_path):
+    result = run_cli("train", "--preset", "fast-cnn", "--patience", "3", "--epochs", "7", "--dry-run")
+    assert result.returncode == 0, result.stderr[-2000:]
+    config = json.loads(result.stdout[result.stdout.index("{\n  \"optimizer\""):])
+    assert (config["patience"], config["epochs"]) == (3, 7)
+
+
+@pytest.fixture
+def own_signals():
+    """stop_checker installs SIGTERM/SIGINT handlers; give pytest its own back afterwards."""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    yield
+    for s, handler in saved.items():
+        signal.signal(s, handler)
+
+
+@pytest.mark.parametrize(("text", "keep"), [("keep", True), ("  keep\n", True), ("", False), ("discard", False),
+                                            ("keep it", False), ("keep" + "\n" * 200, False)])
+def test_the_stop_file_text_says_keep_or_discard(tmp_path, own_signals, text, keep):
+    from mnist_core.cli.common import stop_checker
+
+    stop = tmp_path / "stop"
+    should_stop, keep_on_stop = stop_checker(str(stop))
+    assert not should_stop() and not keep_on_stop()
+    stop.write_text(text)
+    assert should_stop() and keep_on_stop() is keep
+
+
+def test_a_signal_stops_and_discards(tmp_path, own_signals):
+    from mnist_core.cli.common import stop_checker
+
+    should_stop, keep_on_stop = stop_checker(str(tmp_path / "never-written"))
+    assert not should_stop()
+    os.kill(os.getpid(), signal.SIGTERM)  # the handler runs in this (main) thread before the next line
+    assert should_stop() and not keep_on_stop()
+
+
+def run_main(capfd, monkeypatch, *argv: str) -> tuple[int, str, str]:
+    """cli.main in this process (pytest keeps its own Ctrl-C handling): exit code, stdout, stderr."""
+    from mnist_core import cli
+
+    monkeypatch.setattr(signal, "signal", lambda *a: None)
+    capfd.readouterr()
+    code = cli.main(list(argv))
+    out, err = capfd.readouterr()
+    return code, out, err
+
+
+def events_in(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+@pytest.fixture
+def tiny_spec(tmp_path) -> Path:
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps({"kind": "mlp", "dense_layers": [{"units": 16}]}))
+    return path
+
+
+def test_a_failed_command_writes_one_failed_event_with_one_line(tmp_path, capfd, monkeypatch, tiny_spec):
+    from mnist_core import train
+
+    cases = [  # (argv, exit code, message) failing at different points of different commands
+        (["train", "--spec", str(tiny_spec), "--data", str(tmp_path / "nowhere")], 2, "unusable"),
+        (["finetune", "--parent", "ghost"], 2, "no model named 'ghost'"),
+        (["explore", "--study", "x", "--dropout", "0.2,2"], 2, "dropout=2.0"),
+        (["train", "--spec", str(tiny_spec), "--name", "boom"], 1, "disk on fire"),
+    ]
+
+    def crash(*args, **kwargs):  # a bug deep inside training, with a two-line message
+        raise RuntimeError("disk on fire\nsecond line")
+
+    monkeypatch.setattr(train, "train_and_save", crash)
+    for i, (argv, code, message) in enumerate(cases):
+        events = tmp_path / f"events{i}.jsonl"
+        got, out, err = run_main(capfd, monkeypatch, *argv, "--events", str(events))
+        assert got == code, (argv, err)
+        assert len(err.splitlines()) == 1 and message in err, err  # main prints it once; the writer never does
+        failed = [e for e in events_in(events) if e["event"] == "failed"]
+        assert len(failed) == 1, events_in(events)
+        assert message in failed[0]["message"] and "\n" not in failed[0]["message"]
+
+
+@pytest.mark.parametrize(("text", "code", "kept"), [("keep", 0, True), ("", 3, False)])
+def test_stop_file_keep_saves_the_best_epoch_and_empty_discards(tmp_path, capfd, monkeypatch, small_mnist,
+                                                                 tiny_spec, text, code, kept):
+    import threading
+
+    from mnist_core import data
+
+    monkeypatch.setattr(data, "load", lambda *a, **k: small_mnist)
+    events, stop = tmp_path / "events.jsonl", tmp_path / "stop"
+
+    def stop_after_the_first_epoch():  # as the job panel's Stop does, once an epoch has finished
+        while not any(e["event"] == "epoch" for e in events_in(events)):
+            time.sleep(0.02)
+        stop.write_text(text)
+
+    watcher = threading.Thread(target=stop_after_the_first_epoch, daemon=True)
+    watcher.start()
+    got, _, err = run_main(capfd, monkeypatch, "train", "--spec", str(tiny_spec), "--epochs", "200",
+                           "--batch-size", "16", "--name", "halted", "--events", str(events), "--stop-file",
+                           str(stop), "--quiet")
+    watcher.join(5)
+    assert got == code, err
+    final = events_in(events)[-1]
+    assert registry.exists("halted") is kept
+    if kept:
+        meta = registry.read_metadata("halted")
+        assert meta["stopped_early"]["best_epoch"] >= 1 and meta["stopped_early"]["at_epoch"] < 200
+        assert final["event"] == "done" and final["stopped_early"]
+    else:
+        assert final["event"] == "stopped"
+    assert not [e for e in events_in(events) if e["event"] == "failed"]

@@ -101,7 +101,10 @@ def _run_study(args, events, should_stop) -> int | None:
         print(f"keep it: python -m mnist_core explore --study {args.study} --save-best NAME")
     except LabError as exc:
         print(f"\n{exc}")
-    message = f"{len(result.rows)} trials in the study"
+    skipped = sum(r["state"] == "skipped" for r in result.rows)
+    message = f"{len(result.rows) - skipped} trials in the study"
+    if skipped:
+        message += f" ({skipped} more skipped as repeats)"
     if result.exhausted:
         message += "; every combination of its search space has been tried"
     events({"event": "stopped" if should_stop() else "done", "study": args.study, "message": message})
