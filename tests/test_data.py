@@ -167,6 +167,19 @@ def test_oversized_idx_files_are_refused_before_they_fill_memory(idx_folder, tmp
         data.load()
 
 
+def test_an_unwritable_cache_does_not_stop_verified_data_from_being_used(idx_folder, tmp_path, no_download,
+                                                                          monkeypatch, full_mnist):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("MNIST_CACHE_DIR", str(blocker / "cache"))  # no folder can be made under a file
+    monkeypatch.setenv("MNIST_DATA", str(idx_folder))
+    said = []
+    mnist = data.load(on_status=said.append)
+    assert_is_full_mnist(mnist, full_mnist)
+    assert said[-1].startswith(f"could not write the cache {blocker / 'cache' / data.CACHE_NAME} (")
+    assert said[-1].endswith("using MNIST without caching it")
+
+
 def _make_cache(cache_dir: Path, full_mnist, damage: str) -> bytes:
     path = cache_dir / data.CACHE_NAME
     if damage == "pixel":  # a well-formed npz whose contents differ by one pixel
