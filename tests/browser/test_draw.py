@@ -30,17 +30,18 @@ WAIT_FOR_DIGIT = """digit => {
 }"""
 
 
-def _draw(page, canvas_box, strokes):
+def draw_strokes(page, box, strokes):
+    """Draw `strokes` (canvas pixels) on the canvas whose bounding box is `box` (also used by test_draw_inspect)."""
     for stroke in strokes:
         (x0, y0), rest = stroke[0], stroke[1:]
-        page.mouse.move(canvas_box["x"] + x0, canvas_box["y"] + y0)
+        page.mouse.move(box["x"] + x0, box["y"] + y0)
         page.mouse.down()
         for x, y in rest:
-            page.mouse.move(canvas_box["x"] + x, canvas_box["y"] + y, steps=8)
+            page.mouse.move(box["x"] + x, box["y"] + y, steps=8)
         page.mouse.up()
 
 
-def _canvas_box(page):
+def canvas_box(page):
     """The drawing surface: Fabric.js stacks an upper canvas (which takes the mouse) over the drawn one.
 
     Clear remounts the canvas, and the old one can linger for a moment after the rerun, so the canvas returned
@@ -64,7 +65,7 @@ def test_draw_three_digits_predicts_each(page, app_server):
     page.evaluate(MARK_MOUSEUP)
     latencies = {}
     for digit, strokes in STROKES.items():
-        _draw(page, _canvas_box(page), strokes)
+        draw_strokes(page, canvas_box(page), strokes)
         try:
             handle = page.wait_for_function(WAIT_FOR_DIGIT, arg=digit, polling="raf", timeout=30_000)
         except PlaywrightTimeout:
