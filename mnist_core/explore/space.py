@@ -239,8 +239,8 @@ def too_small_warning(train_limit: int, epochs: int, batch_size: int | None = No
         return None
     images = f"{train_limit:,} images" if train_limit else "all images"
     return (f"too small to learn: {images} for {epochs} epoch{'s' if epochs != 1 else ''} is {steps} training "
-            f"steps per trial; under {MIN_TRAIN_STEPS} steps trials stay at 6-50% validation accuracy, so the "
-            "search ranks noise. Use more images or epochs.")
+            f"steps per trial; under {MIN_TRAIN_STEPS}, trials barely start to learn and the search ranks noise. "
+            "Use more images or epochs.")
 
 
 def too_small_for(search_space: SearchSpace, train_limit: int, epochs: int) -> str | None:

@@ -30,7 +30,7 @@ def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
 
     try:
         code = main([str(a) for a in argv])
-    except SystemExit as exc:  # argparse errors exit through cli._Parser.error
+    except SystemExit as exc:  # argparse errors exit through cli.common.LabParser.error
         code = exc.code
     out, err = capsys.readouterr()
     return code, out, err
