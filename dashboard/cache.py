@@ -49,7 +49,7 @@ def mnist() -> data.Mnist:
     except OSError:
         if explicit:
             raise LabError(f"MNIST_DATA points to {explicit}, which does not exist: fix or unset it") from None
-        raise LabError("MNIST is not downloaded yet: fetch it on the Home page or run `python -m mnist_core download`") from None
+        raise LabError("MNIST is not downloaded yet: use Fetch MNIST or run `python -m mnist_core download`") from None
     return _mnist(f"{path}:{stamp}")
 
 
