@@ -53,7 +53,7 @@ st.title("My digits")
 try:
     digits = my_digits.all_digits()
 except LabError as exc:
-    st.error(str(exc))
+    messages.error(exc)
     if st.button("Move the damaged file aside and start a new one", icon=":material/restore_page:"):
         kept = my_digits.move_aside()
         messages.flash("my_digits", "success", f"The damaged file was kept as {kept.name}; a new, empty collection starts now.")
