@@ -5,9 +5,12 @@ Streamlit stacks columns only when the *window* is narrower than 640 px, but an 
 (the Draw canvas was clipped to 160 of its 280 px, metric values ended in "..."). These rules make the
 layout depend on the room the page really has:
 
-- below NARROW_PX with the sidebar open, the sidebar is capped at SIDEBAR_NARROW_PX and columns in the
-  main area stack the way Streamlit stacks them on a phone (the main area is then under 640 px);
+- below NARROW_PX with the sidebar open, columns in the main area stack the way Streamlit stacks them on a
+  phone (the main area is then under 640 px);
 - metric values and labels wrap instead of being cut off with an ellipsis, at any width.
+
+The sidebar keeps Streamlit's width (the user can narrow or collapse it): capped at 240 px it cut the
+Train spec editor's side-by-side fields ("relu" showed as "rel").
 
 Pure CSS, so it also holds while a window is resized. No container query: that would make the main area
 the containing block of fixed-position descendants and break Streamlit's full-screen view of charts.
@@ -15,17 +18,13 @@ the containing block of fixed-position descendants and break Streamlit's full-sc
 
 import streamlit as st
 
-# Below this window width an open sidebar leaves the main area under Streamlit's 640 px column breakpoint
-# (the main area has 5 rem padding a side from about 1000 px on).
+# Below this window width the open 300 px sidebar leaves the main area under Streamlit's 640 px column
+# breakpoint (the main area has 5 rem padding a side from about 1000 px on).
 NARROW_PX = 1100
-SIDEBAR_NARROW_PX = 240
 
 STYLE = f"""
 <style>
 @media (max-width: {NARROW_PX - 1}px) {{
-  section[data-testid="stSidebar"][data-collapsed="false"] {{
-    max-width: {SIDEBAR_NARROW_PX}px !important;
-  }}
   .stApp:has(section[data-testid="stSidebar"][data-collapsed="false"]) [data-testid="stMain"] [data-testid="stColumn"] {{
     min-width: calc(100% - 1.5rem);
   }}
