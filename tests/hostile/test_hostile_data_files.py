@@ -1,0 +1,214 @@
+"""Issue 12, groups 1 and 2 for the data files: the my-digits database told apart as busy, full, read-only or
+damaged (with a real second process holding the lock and a real full or read-only disk), moving aside only
+real damage with its journal files, and bounds checked before the work on zip imports, model archives and
+MNIST .npz files."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from mnist_core import my_digits
+from mnist_core.errors import LabError
+from tests.test_my_digits import drawing
+
+WRITER = """
+import sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+for statement in sys.argv[2:]:
+    conn.execute(statement)
+print("locked", flush=True)
+time.sleep(300)
+"""
+
+
+@contextmanager
+def writer_holding(db: Path, *statements: str):
+    """A real second process that ran `statements` (e.g. BEGIN IMMEDIATE) on `db` and holds its lock until the end."""
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(db), *statements], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "locked"
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@contextmanager
+def small_disk(folder: Path, kilobytes: int = 512):
+    """A real, tiny file system (tmpfs) at `folder`; it needs root, so the test skips without it."""
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={kilobytes}k", "tmpfs", str(folder)],
+                             capture_output=True, text=True)
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a small tmpfs here ({mounted.stderr.strip()})")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def fill(folder: Path) -> None:
+    """Write a filler file until the disk says it is full (ENOSPC)."""
+    with open(folder / "filler", "wb", buffering=0) as fh:
+        for size in (65536, 4096, 1):
+            try:
+                while True:
+                    fh.write(b"\0" * size)
+            except OSError as exc:
+                assert exc.errno == 28, exc
+    with pytest.raises(OSError):
+        (folder / "one-more").write_bytes(b"x" * 4096)
+
+
+def problem(fn, *args) -> my_digits.DatabaseError:
+    with pytest.raises(my_digits.DatabaseError) as info:
+        fn(*args)
+    assert "\n" not in str(info.value)
+    return info.value
+
+
+def files_of(db: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(db.parent.iterdir()) if p.name.startswith(db.name)}
+
+
+@pytest.fixture
+def db(tmp_path, monkeypatch):
+    path = tmp_path / "my_digits.sqlite"
+    monkeypatch.setenv("MNIST_MY_DIGITS_DB", str(path))
+    monkeypatch.setattr(my_digits, "BUSY_TIMEOUT_SECONDS", 0.3)
+    monkeypatch.setattr(my_digits, "MOVE_ASIDE_WAIT_SECONDS", 0.3)
+    return path
+
+
+@pytest.fixture(scope="module")
+def digits(small_mnist):
+    return [drawing(small_mnist, i) for i in range(6)]
+
+
+# ---------- group 1: busy, full, read-only and damaged are told apart ----------
+
+
+def test_a_writer_holding_the_write_lock_makes_writes_busy_and_reads_still_work(db, digits):
+    my_digits.add_many(digits[:2])
+    with writer_holding(db, "BEGIN IMMEDIATE", "DELETE FROM digits"):
+        assert len(my_digits.all_digits()) == 2  # the writer's uncommitted delete is not seen, nor in the way
+        busy = problem(my_digits.add, *digits[2])
+        assert busy.kind == "busy" and "busy" in str(busy) and str(db) in str(busy)
+        assert "damaged" not in str(busy) and not busy.can_move_aside
+    assert len(my_digits.all_digits()) == 2  # the killed writer's delete never happened
+    my_digits.add(*digits[2])
+
+
+def test_a_writer_committing_makes_reads_busy_not_damaged(db, digits):
+    my_digits.add(*digits[0])
+    with writer_holding(db, "BEGIN EXCLUSIVE"):
+        busy = problem(my_digits.all_digits)
+        assert busy.kind == "busy" and not busy.can_move_aside and "damaged" not in str(busy)
+    assert len(my_digits.all_digits()) == 1
+
+
+def test_moving_aside_is_refused_while_a_writer_lives_even_when_the_file_is_damaged(db, digits):
+    my_digits.add_many(digits)
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA ignore_check_constraints = ON")
+        conn.execute("UPDATE digits SET input = x'00' WHERE id = 3")  # a row that breaks the schema
+    damaged = problem(my_digits.all_digits)
+    assert damaged.kind == "damaged" and damaged.can_move_aside and "digit 3" in str(damaged)
+    with writer_holding(db, "BEGIN IMMEDIATE", "INSERT INTO digits (label, png, input, created) "
+                        "SELECT label, png, input, created FROM digits WHERE id = 1"):
+        before = files_of(db)
+        assert f"{db.name}-journal" in before  # the writer's journal: moving the database alone would strand it
+        refused = problem(my_digits.move_aside)
+        assert refused.kind == "busy"
+        assert files_of(db) == before  # nothing moved, nothing lost
+    kept = my_digits.move_aside()  # the writer is gone (its journal rolled back): now it may move
+    assert not db.exists() and kept.is_file() and my_digits.all_digits() == []
+
+
+def test_moving_aside_takes_the_journal_wal_and_shm_files_along(db):
+    db.write_bytes(b"not a database" * 100)
+    companions = {"-journal": b"", "-wal": b"W" * 600, "-shm": b"S" * 600}
+    for suffix, content in companions.items():
+        db.with_name(db.name + suffix).write_bytes(content)
+    assert problem(my_digits.all_digits).kind == "damaged"
+    kept = my_digits.move_aside()
+    assert kept.read_bytes() == b"not a database" * 100
+    for suffix in companions:
+        assert not db.with_name(db.name + suffix).exists(), suffix
+        assert kept.with_name(kept.name + suffix).exists(), suffix  # beside the database, under its new name
+    assert kept.with_name(kept.name + "-wal").read_bytes() == b"W" * 600
+
+
+def test_a_sound_database_is_never_moved_aside(db, digits):
+    my_digits.add(*digits[0])
+    with pytest.raises(LabError, match="not damaged"):
+        my_digits.move_aside()
+    assert len(my_digits.all_digits()) == 1
+
+
+@pytest.mark.parametrize("change, words", [
+    ("UPDATE digits SET label = '²' WHERE id = 2", "label '²'"),
+    ("UPDATE digits SET input = 'abc' WHERE id = 2", "digit 2"),
+])
+def test_a_row_that_breaks_the_schema_is_damage_in_words(db, digits, change, words):
+    my_digits.add_many(digits[:3])
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA ignore_check_constraints = ON")
+        conn.execute(change)
+    damaged = problem(my_digits.all_digits)
+    assert damaged.kind == "damaged" and words in str(damaged)
+
+
+def test_a_crashed_writers_journal_is_rolled_back_by_a_read(db, digits):
+    """The journal left by a writer killed after its changes reached the file: a read-only reader cannot roll
+    it back (SQLITE_READONLY_ROLLBACK), so the read does, and sees the rows as they were."""
+    my_digits.add_many(digits[:2])
+    script = (f"import sqlite3, os; c = sqlite3.connect({str(db)!r}); c.execute('PRAGMA cache_size = 2');"
+              "c.execute('BEGIN');"
+              "[c.execute('INSERT INTO digits (label, png, input, created) SELECT label, png, input, created "
+              "FROM digits WHERE id = 1') for _ in range(300)]; os._exit(9)")
+    assert subprocess.run([sys.executable, "-c", script], timeout=60).returncode == 9
+    assert db.with_name(db.name + "-journal").stat().st_size > 0
+    uri = f"{db.resolve().as_uri()}?mode=ro"
+    with pytest.raises(sqlite3.OperationalError) as info:  # what a plain read-only connection meets
+        sqlite3.connect(uri, uri=True).execute("SELECT count(*) FROM digits").fetchone()
+    assert info.value.sqlite_errorcode == sqlite3.SQLITE_READONLY_ROLLBACK
+    assert len(my_digits.all_digits()) == 2
+
+
+def test_on_a_full_disk_reads_work_and_a_save_says_the_disk_is_full(tmp_path, monkeypatch, digits):
+    with small_disk(tmp_path / "disk") as disk:
+        db = disk / "my_digits.sqlite"
+        monkeypatch.setenv("MNIST_MY_DIGITS_DB", str(db))
+        my_digits.add_many(digits[:3])
+        fill(disk)
+        assert [d.label for d in my_digits.all_digits()] == [d[2] for d in digits[:3]]
+        assert len(my_digits.export_zip()) > 0
+        full = problem(my_digits.add, *digits[3])
+        assert full.kind == "full" and "full" in str(full) and str(db) in str(full) and not full.can_move_aside
+        assert problem(my_digits.import_zip, my_digits.export_zip()).kind == "full"
+        assert len(my_digits.all_digits()) == 3
+
+
+def test_on_a_read_only_disk_reads_work_and_a_save_says_read_only(tmp_path, monkeypatch, digits):
+    with small_disk(tmp_path / "disk") as disk:
+        db = disk / "my_digits.sqlite"
+        monkeypatch.setenv("MNIST_MY_DIGITS_DB", str(db))
+        my_digits.add_many(digits[:2])
+        garbage = disk / "garbage.sqlite"
+        garbage.write_bytes(b"not a database" * 100)
+        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+        stuck = problem(my_digits.move_aside, garbage)  # damaged, but the disk cannot rename it
+        assert stuck.kind == "read-only" and garbage.exists()
+        assert len(my_digits.all_digits()) == 2
+        read_only = problem(my_digits.relabel, 1, 5)
+        assert read_only.kind == "read-only" and "mounted read-only" in str(read_only)
+        with pytest.raises(LabError, match="not damaged"):
+            my_digits.move_aside()
+        assert db.exists() and len(my_digits.all_digits()) == 2
