@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import io
+import sqlite3
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from mnist_core import jobs, my_digits, registry
-from tests.test_my_digits import drawing
+from tests.test_my_digits import drawing, fill, small_disk, writer_holding
 
 PAGE = "views/my_digits.py"
 
@@ -150,3 +151,48 @@ def test_compare_shows_accuracy_on_my_digits(app_page, registry_with, small_mnis
     for name in table.index:
         assert table.loc[name, "my digits accuracy"] == f"{report['models'][name]['accuracy']:.2%}"
     assert "12 of your digits" in " ".join(c.value for c in at.caption)
+
+
+def test_a_busy_database_says_busy_offers_no_move_and_comes_back(open_my_digits, registry_with, db, small_mnist,
+                                                                  monkeypatch):
+    registry_with("tiny")
+    my_digits.add(*drawing(small_mnist, 0))
+    monkeypatch.setattr(my_digits, "BUSY_TIMEOUT_SECONDS", 0.3)
+    with writer_holding(db, "BEGIN EXCLUSIVE"):  # another process committing a large import
+        at = open_my_digits()
+        assert not at.exception and "busy" in at.error[0].value and "damaged" not in at.error[0].value
+        assert [b.label for b in at.button] == ["Try again"]  # nothing to move: the file is sound
+    next(b for b in at.button if b.label == "Try again").click().run()
+    assert not at.exception and not at.error and at.metric[0].value == "1"
+
+
+def test_moving_a_damaged_database_aside_waits_for_a_live_writer(open_my_digits, registry_with, db, small_mnist,
+                                                                  monkeypatch):
+    registry_with("tiny")
+    my_digits.add_many([drawing(small_mnist, i) for i in range(3)])
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA ignore_check_constraints = ON")
+        conn.execute("UPDATE digits SET label = 12 WHERE id = 2")
+    monkeypatch.setattr(my_digits, "MOVE_ASIDE_WAIT_SECONDS", 0.3)
+    at = open_my_digits()
+    assert not at.exception and "damaged" in at.error[0].value and "digit 2" in at.error[0].value
+    with writer_holding(db, "BEGIN IMMEDIATE"):
+        at.button[0].click().run()
+        assert not at.exception and any("busy" in e.value for e in at.error) and db.exists()
+    at.button[0].click().run()
+    assert not at.exception and "kept as" in at.success[0].value and not db.exists()
+
+
+def test_on_a_full_disk_the_pages_read_and_a_save_says_full(app_page, registry_with, full_mnist, tmp_path,
+                                                             monkeypatch):
+    registry_with(default=True)
+    with small_disk(tmp_path / "disk") as disk:
+        monkeypatch.setenv("MNIST_MY_DIGITS_DB", str(disk / "my_digits.sqlite"))
+        my_digits.add_many([drawing(full_mnist, i) for i in range(3)])
+        fill(disk)
+        at = _upload_digit(app_page("views/draw.py"), full_mnist, 1)
+        next(b for b in at.button if b.label == "Save to my digits").click().run()
+        assert not at.exception and "full" in at.error[0].value and "damaged" not in at.error[0].value
+        assert next(m for m in at.metric if m.label == "Prediction").value == str(full_mnist.y_test[1])
+        page = at.switch_page("views/my_digits.py").run()
+        assert not page.exception and not page.error and page.metric[0].value == "3"

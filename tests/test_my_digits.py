@@ -8,6 +8,8 @@ import subprocess
 import sys
 import textwrap
 import zipfile
+from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +18,54 @@ from PIL import Image
 from mnist_core import my_digits, preprocess, registry
 from mnist_core.errors import LabError
 from tests.conftest import ROOT
+
+WRITER = """
+import sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+for statement in sys.argv[2:]:
+    conn.execute(statement)
+print("locked", flush=True)
+time.sleep(300)
+"""
+
+
+@contextmanager
+def writer_holding(db: Path, *statements: str):
+    """A real second process that ran `statements` (e.g. BEGIN IMMEDIATE) on `db` and holds its lock until the end."""
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(db), *statements], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "locked"
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@contextmanager
+def small_disk(folder: Path, kilobytes: int = 512):
+    """A real, tiny file system (tmpfs) at `folder`; it needs root, so the test skips without it."""
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={kilobytes}k", "tmpfs", str(folder)],
+                             capture_output=True, text=True)
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a small tmpfs here ({mounted.stderr.strip()})")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def fill(folder: Path) -> None:
+    """Write a filler file until the disk says it is full (ENOSPC)."""
+    with open(folder / "filler", "wb", buffering=0) as fh:
+        for size in (65536, 4096, 1):
+            try:
+                while True:
+                    fh.write(b"\0" * size)
+            except OSError as exc:
+                assert exc.errno == 28, exc
+    with pytest.raises(OSError):
+        (folder / "one-more").write_bytes(b"x" * 4096)
 
 
 @pytest.fixture(autouse=True)

@@ -5,25 +5,32 @@ They live here so those pages only gain one call each.
 
 from __future__ import annotations
 
+import logging
 import os
 
 import pandas as pd
 import streamlit as st
 
 from dashboard import cache, charts
+from dashboard.components import messages
 from mnist_core import my_digits
 from mnist_core.errors import LabError
 
 PLAIN = {"displayModeBar": False}
+log = logging.getLogger(__name__)
 
 
 def _save(image, input28, key: str) -> None:
     label = st.session_state[key]
     try:
         digit_id = my_digits.add(my_digits.drawing_png(image), input28, label)
-        st.session_state.my_save_msg = ("success", f"Saved to my digits as a {label} (#{digit_id}).")
-    except LabError as exc:
-        st.session_state.my_save_msg = ("error", str(exc))
+        messages.flash("my_save", "success", f"Saved to my digits as a {label} (#{digit_id}).")
+    except LabError as exc:  # busy, full, read-only or damaged, in words; the drawing stays on the canvas
+        messages.flash("my_save", "error", str(exc))
+    except Exception:
+        log.exception("saving a drawing to my digits failed")
+        messages.flash("my_save", "error", f"the drawing could not be saved to {my_digits.db_path()} "
+                       "(an unexpected error, logged on the server)")
 
 
 def save_control(image, input28, predicted: int) -> None:
@@ -32,8 +39,7 @@ def save_control(image, input28, predicted: int) -> None:
     left, right = st.columns([3, 2], vertical_alignment="bottom")
     left.selectbox("Label (confirm or correct)", range(10), index=predicted, key=key)
     right.button("Save to my digits", on_click=_save, args=(image, input28, key), icon=":material/save:")
-    if msg := st.session_state.pop("my_save_msg", None):
-        getattr(st, msg[0])(msg[1])
+    messages.show("my_save")
 
 
 def _db_stamp() -> tuple:
@@ -62,8 +68,8 @@ def compare_section(names: list[str]) -> None:
         return
     try:
         report = _report(tuple(names), tuple(cache.model_stamp(n) for n in names), _db_stamp())
-    except LabError as exc:
-        st.error(str(exc))
+    except Exception as exc:  # busy, damaged or a model that will not load: one line, the rest of Compare goes on
+        messages.error(exc)
         return
     if report is None:
         st.info("No saved digits yet: save some from the Draw page to test the models on your own handwriting.")

@@ -49,15 +49,26 @@ def _fine_tune(parent: str, name: str, epochs: int) -> None:
         messages.flash("my_finetune", "error", str(exc))
 
 
+def _move_aside() -> None:
+    try:
+        kept = my_digits.move_aside()
+        messages.flash("my_digits", "success", f"The damaged file was kept as {kept.name} (with its journal files, "
+                       "if any); a new, empty collection starts now.")
+    except LabError as exc:  # busy again, or not damaged after all: said in words, nothing moved
+        messages.flash("my_digits", "error", str(exc))
+
+
 st.title("My digits")
 try:
     digits = my_digits.all_digits()
-except LabError as exc:
+except Exception as exc:  # busy, full, read-only or damaged, each in words; anything else is logged
+    messages.show("my_digits")
     messages.error(exc)
-    if st.button("Move the damaged file aside and start a new one", icon=":material/restore_page:"):
-        kept = my_digits.move_aside()
-        messages.flash("my_digits", "success", f"The damaged file was kept as {kept.name}; a new, empty collection starts now.")
-        st.rerun()
+    if getattr(exc, "can_move_aside", False):  # only real damage: a busy or full database is left alone
+        st.button("Move the damaged file aside and start a new one", on_click=_move_aside,
+                  icon=":material/restore_page:")
+    else:
+        st.button("Try again", icon=":material/refresh:")
     st.stop()
 
 messages.show("my_digits")
