@@ -220,7 +220,7 @@ def start_study(study: str, space: dict | None, *, n_trials: int, workers: int =
 
     studies.check_study_name(study)
     if space is not None:
-        studies.make_sampler(sampler, spaces.normalise_space(space), None)  # bad values fail here, not in a log
+        studies.make_sampler(sampler, spaces.validate(space), None)  # bad values fail here, not in a log
     args = ["explore", "--study", study, "--trials", str(int(n_trials)), "--workers", str(int(workers)),
             "--sampler", sampler]
     args += ["--train-limit", str(int(train_limit))] if train_limit is not None else []
@@ -287,7 +287,11 @@ def stop(job_id: str, keep: bool = False) -> None:
     folder = job_dir(job_id)
     if not folder.is_dir():
         raise LabError(f"no job {job_id!r}")
-    (folder / STOP).write_text("keep" if keep else "discard")
+    # Written whole, then renamed into place: the job acts on the file's existence, so it must never
+    # see it empty and read a "keep" as a discard.
+    tmp = folder / f".{STOP}-{uuid.uuid4().hex[:8]}"
+    tmp.write_text("keep" if keep else "discard")
+    os.replace(tmp, folder / STOP)
 
 
 def stop_requested(job_id: str) -> bool:

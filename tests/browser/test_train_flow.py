@@ -1,5 +1,6 @@
-"""The training flow in a real browser: train the smallest MLP preset for one epoch and watch it live, find it
-in saved_models/ and on /compare; and stop a job, leaving no model and no half-saved folder behind."""
+"""The training flow in a real browser: train the smallest MLP preset for one epoch and watch it live, see its
+curves stay after it ends, find it in saved_models/ and on /compare; reload mid-training and find the spec and
+the panel consistent, and another tab not owning the run; stop a job and keep its best epoch or discard it."""
 
 from __future__ import annotations
 
@@ -21,7 +22,11 @@ LOSS_POINTS = """() => {
   return loss ? loss.data.reduce((n, t) => n + (t.x?.length || 0), 0) : 0;
 }"""
 PROGRESS_TEXT = "() => document.querySelector('[data-testid=\"stProgress\"]')?.innerText || ''"
-DONE = "() => document.body.innerText.includes('See it beside the others on the Compare page')"
+DONE = "() => document.body.innerText.includes('with the other models')"  # the outcome's link to Compare
+# Loss curves on the page: [number of points] per chart whose y axis is the loss.
+LOSS_CHARTS = """() => [...document.querySelectorAll('.js-plotly-plot')]
+  .filter(p => p.layout?.yaxis?.title?.text === 'loss')
+  .map(p => p.data.reduce((n, t) => n + (t.x?.length || 0), 0))"""
 # Every distinct progress text and live-curve size the page shows, in order, recorded on each DOM change.
 RECORD_RENDERED_STATES = f"""() => {{
   window.__seen = {{texts: [], points: []}};
@@ -106,6 +111,8 @@ def test_train_smallest_mlp_for_one_epoch_then_compare(page, app):
     assert (folder / registry.MODEL_FILE).is_file()
     meta = registry.read_metadata(name)
     assert len(meta["history"]) == 1 and meta["test"]["accuracy"] > 0.85
+    # The curves stay after the run: the results draw the stored batch-resolution curve, not a single dot.
+    page.wait_for_function(f"() => ({LOSS_CHARTS})().some(n => n > 10)", timeout=30_000)
     shown = page.get_by_test_id("stMetric").filter(has_text="Test accuracy").get_by_test_id("stMetricValue")
     assert shown.inner_text() == f"{meta['test']['accuracy']:.2%}"
 
@@ -129,6 +136,54 @@ def test_train_smallest_mlp_for_one_epoch_then_compare(page, app):
     screenshot(page, ARTIFACTS / "compare_two.png")
 
 
+def sidebar_number(page, label: str):
+    return page.get_by_test_id("stSidebar").get_by_test_id("stNumberInput").filter(has_text=label).locator("input")
+
+
+@pytest.mark.browser
+def test_reload_mid_training_keeps_the_spec_and_the_panel_consistent(page, app, browser):
+    name = set_up_training(page, app, epochs=3, name="reload-me")
+    start(page)
+    page.wait_for_function(f"() => ({PROGRESS_TEXT})().includes('batch')", timeout=120_000, polling=500)
+    page.reload()
+    app.wait_idle(page)
+    page.get_by_role("heading", name=f"Training {name}").wait_for(timeout=60_000)
+    # The sidebar kept the spec (from the URL), and the heading above the panel names the same model.
+    assert sidebar_number(page, "epochs").input_value() == "3"
+    assert page.get_by_role("heading", name="Model: mlp-d28-d28").count() == 1
+    assert page.get_by_text("mlp-d28-d28 · 3 epochs").count() == 1  # the panel describes the job's own spec
+    page.wait_for_function(f"() => ({PROGRESS_TEXT})().includes('batch')", timeout=60_000, polling=500)
+    screenshot(page, ARTIFACTS / "train_reloaded.png")
+
+    # Another browser session sees a job running elsewhere, not a run of its own.
+    other = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    try:
+        app.open(other, "/train")
+        other.get_by_text("1 other job running on this machine").wait_for(timeout=60_000)
+        assert other.get_by_role("heading", name=f"Training {name}").count() == 0
+        assert other.get_by_role("heading", name="Model: mlp-d128-d128 (preset mlp-2x128)").count() == 1
+        screenshot(other, ARTIFACTS / "train_other_session.png")
+    finally:
+        other.context.close()
+    page.get_by_role("button", name="Stop", exact=True).click()
+    page.get_by_role("button", name="Discard").click()
+    page.get_by_text(f"Training {name} was stopped").wait_for(timeout=120_000)
+
+
+@pytest.mark.browser
+def test_stop_and_keep_saves_the_best_epoch_so_far(page, app):
+    name = set_up_training(page, app, epochs=4, name="keep-me")
+    start(page)
+    page.wait_for_function(f"() => ({PROGRESS_TEXT})().includes('Epoch 2/4')", timeout=240_000, polling=500)
+    page.get_by_role("button", name="Stop", exact=True).click()
+    page.get_by_role("button", name="Keep best epoch").click()
+    page.get_by_text(f"Saved as {name} at its best epoch").wait_for(timeout=180_000)
+    app.wait_idle(page)
+    meta = registry.read_metadata(name)
+    assert meta["stopped_early"]["best_epoch"] >= 1 and meta["test"]["accuracy"] > 0.85
+    screenshot(page, ARTIFACTS / "train_stopped_kept.png")
+
+
 @pytest.mark.browser
 def test_stop_a_running_job_saves_nothing(page, app):
     name = set_up_training(page, app, epochs=3, name="stop-me")
@@ -140,7 +195,8 @@ def test_stop_a_running_job_saves_nothing(page, app):
     job = jobs.current()
     assert job is not None and job.name == "stop-me"
     page.get_by_role("button", name="Stop", exact=True).click()
-    page.get_by_text("Training stop-me was stopped; nothing was saved.").wait_for(timeout=120_000)
+    page.get_by_role("button", name="Discard").click()
+    page.get_by_text("Training stop-me was stopped: stopped by request; nothing was saved.").wait_for(timeout=120_000)
     app.wait_idle(page)
     screenshot(page, ARTIFACTS / "train_stopped.png")
 
