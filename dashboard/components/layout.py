@@ -7,7 +7,8 @@ layout depend on the room the page really has:
 
 - below NARROW_PX with the sidebar open, columns in the main area stack the way Streamlit stacks them on a
   phone (the main area is then under 640 px);
-- metric values and labels wrap instead of being cut off with an ellipsis, at any width.
+- metric values and labels, and button labels, wrap instead of being cut off with an ellipsis, at any width
+  (a tight row showed "97.5...", "Downlo..." and "Save to ...").
 
 The sidebar keeps Streamlit's width (the user can narrow or collapse it): capped at 240 px it cut the
 Train spec editor's side-by-side fields ("relu" showed as "rel").
@@ -30,7 +31,8 @@ STYLE = f"""
   }}
 }}
 [data-testid="stMetricValue"] > div, [data-testid="stMetricValue"] p,
-[data-testid="stMetricLabel"] > div, [data-testid="stMetricLabel"] p {{
+[data-testid="stMetricLabel"] > div, [data-testid="stMetricLabel"] p,
+button [data-testid="stMarkdownContainer"], button [data-testid="stMarkdownContainer"] p {{
   white-space: normal;
   overflow-wrap: anywhere;
   text-overflow: clip;
