@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import cache, charts
-from dashboard.components import my_digits_ui
+from dashboard.components import messages, mnist_gate, my_digits_ui
 from mnist_core import compare, evaluate, registry
 from mnist_core.errors import LabError
 
@@ -25,10 +25,10 @@ def _rename() -> None:
     try:
         registry.rename(old, new)
     except LabError as exc:
-        ss.compare_msg = ("error", str(exc))
+        messages.flash("compare", "error", str(exc))
         return
     ss.compare_pick = [new if n == old else n for n in ss.get("compare_pick", [])]
-    ss.compare_msg = ("success", f"Renamed {old} to {new}.")
+    messages.flash("compare", "success", f"Renamed {old} to {new}.")
 
 
 def _delete() -> None:
@@ -36,10 +36,10 @@ def _delete() -> None:
     try:
         registry.delete(name)
     except LabError as exc:
-        ss.compare_msg = ("error", str(exc))
+        messages.flash("compare", "error", str(exc))
         return
     _forget(name)
-    ss.compare_msg = ("success", f"Deleted {name}.")
+    messages.flash("compare", "success", f"Deleted {name}.")
 
 
 def _reevaluate(names: list[str]) -> None:
@@ -47,9 +47,9 @@ def _reevaluate(names: list[str]) -> None:
         for name in names:
             compare.reevaluate(name, cache.mnist())
     except LabError as exc:
-        ss.compare_msg = ("error", str(exc))
+        messages.flash("compare", "error", str(exc))
         return
-    ss.compare_msg = ("success", f"Re-evaluated {', '.join(names)} on the 10,000 test images.")
+    messages.flash("compare", "success", f"Re-evaluated {', '.join(names)} on the 10,000 test images.")
 
 
 def _table(meta: dict[str, dict]) -> pd.DataFrame:
@@ -124,8 +124,7 @@ st.title("Compare")
 entries = cache.models()
 usable = [e.name for e in entries if e.ok]
 broken = [e for e in entries if not e.ok]
-if msg := ss.pop("compare_msg", None):
-    (st.success if msg[0] == "success" else st.error)(msg[1])
+messages.show("compare")
 if broken:
     with st.expander(f"{len(broken)} registry entries cannot be compared", expanded=True):
         for e in broken:
@@ -133,6 +132,7 @@ if broken:
 if not usable:
     st.info("No saved models to compare yet. Train one on the Train page.")
 else:
+    mnist_gate.available()  # stored metrics show without MNIST; significance and galleries need it
     if "compare_pick" not in ss:
         ss.compare_pick = usable[:2]  # the list is newest first
     ss.compare_pick = [n for n in ss.compare_pick if n in usable]
