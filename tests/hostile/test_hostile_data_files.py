@@ -5,14 +5,20 @@ MNIST .npz files."""
 
 from __future__ import annotations
 
+import io
 import sqlite3
+import struct
 import subprocess
 import sys
+import time
+import tracemalloc
+import zipfile
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
-from mnist_core import my_digits
+from mnist_core import my_digits, my_digits_zip
 from mnist_core.errors import LabError
 from tests.test_my_digits import drawing, fill, small_disk, writer_holding
 
@@ -163,3 +169,115 @@ def test_on_a_read_only_disk_reads_work_and_a_save_says_read_only(tmp_path, monk
         with pytest.raises(LabError, match="not damaged"):
             my_digits.move_aside()
         assert db.exists() and len(my_digits.all_digits()) == 2
+
+
+# ---------- group 2: a my-digits zip is bounded before the work starts ----------
+
+
+def zip_of(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def png_of(width: int, height: int) -> bytes:
+    buf = io.BytesIO()
+    Image.new("L", (width, height)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def patch_member(blob: bytes, name: str, *, size: int | None = None, method: int | None = None) -> bytes:
+    """Rewrite what the zip's local and central headers say about `name`: its unpacked size or its method."""
+    raw = bytearray(blob)
+    with zipfile.ZipFile(io.BytesIO(blob)) as zf:
+        local = zf.getinfo(name).header_offset
+    central = raw.find(b"PK\x01\x02" + raw[local + 4 : local + 6])
+    while raw[central + 46 : central + 46 + len(name)] != name.encode():
+        central = raw.find(b"PK\x01\x02", central + 4)
+    if size is not None:
+        struct.pack_into("<I", raw, local + 22, size)
+        struct.pack_into("<I", raw, central + 24, size)
+    if method is not None:
+        struct.pack_into("<H", raw, local + 8, method)
+        struct.pack_into("<H", raw, central + 10, method)
+    return bytes(raw)
+
+
+def refused(blob: bytes, match: str, seconds: float = 1.0, megabytes: float = 20) -> str:
+    """The import is refused with one line matching `match`, within `seconds` and `megabytes` of Python memory."""
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        with pytest.raises(LabError, match=match) as info:
+            my_digits.import_zip(blob)
+        elapsed = time.perf_counter() - start
+        peak = tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
+    assert elapsed < seconds and peak < megabytes, (elapsed, peak)
+    assert "\n" not in str(info.value) and my_digits.all_digits() == []
+    return str(info.value)
+
+
+def test_a_4kb_zip_naming_one_png_300000_times_is_refused_at_once(db, digits):
+    blob = zip_of({"a.png": digits[0][0], "labels.csv": b"file,label\n" + b"a.png,3\n" * 300_000})
+    assert len(blob) < 12_000
+    said = refused(blob, r"labels\.csv", seconds=0.5, megabytes=5)
+    assert f"{my_digits_zip.MAX_LABELS_CSV_BYTES:,}" in said
+
+
+def test_rows_of_labels_csv_are_bounded_and_each_names_a_different_png(db, digits, monkeypatch):
+    pngs = {f"{i}.png": digits[i][0] for i in range(4)}
+    monkeypatch.setattr(my_digits_zip, "MAX_IMPORT_ROWS", 3)
+    rows = b"file,label\n" + b"".join(f"{i}.png,{digits[i][2]}\n".encode() for i in range(4))
+    refused(zip_of({**pngs, "labels.csv": rows}), "over 3 rows")
+    twice = b"file,label\n0.png,1\n1.png,2\n0.png,3\n"
+    assert "line 4" in refused(zip_of({**pngs, "labels.csv": twice}), "already named on line 2")
+
+
+def test_a_zip_listing_60000_files_is_refused_from_its_end_record(db):
+    blob = zip_of({f"{i}": b"" for i in range(60_000)})
+    refused(blob, "over 5,000 files", seconds=0.3, megabytes=3)
+
+
+def test_a_zip_whose_end_record_hides_its_file_count_is_still_counted(db):
+    blob = bytearray(zip_of({f"{i}": b"" for i in range(5_001)}))
+    end = blob.rfind(b"PK\x05\x06")
+    struct.pack_into("<HH", blob, end + 8, 10, 10)  # claims 10 entries; zipfile reads them all anyway
+    refused(bytes(blob), "5,001 files, over the limit of 5,000")
+
+
+def test_unpacked_bytes_are_bounded_per_png_and_in_total(db):
+    assert "a.png" in refused(zip_of({"a.png": b"\0" * 3 * 2**20, "labels.csv": b"file,label\na.png,1\n"}),
+                              "unpacks to 3,145,728 bytes, over the limit of 2,097,152", megabytes=8)
+    many = {f"{i}.png": b"\0" * (2**21 - 1) for i in range(26)}
+    refused(zip_of({**many, "labels.csv": b"file,label\n0.png,1\n"}), "in total, over the limit of 52,428,800",
+            megabytes=8)
+
+
+def test_a_member_that_unpacks_to_more_than_it_declares_is_refused_as_damaged(db, digits):
+    blob = zip_of({"a.png": digits[0][0] + b"\0" * 2**20, "labels.csv": b"file,label\na.png,1\n"})
+    said = refused(patch_member(blob, "a.png", size=len(digits[0][0])), "a.png: damaged in the zip")
+    assert "CRC" in said
+
+
+def test_a_member_with_an_unknown_compression_method_is_refused_in_words(db, digits):
+    blob = zip_of({"a.png": digits[0][0], "labels.csv": b"file,label\na.png,1\n"})
+    refused(patch_member(blob, "a.png", method=99), "a.png: compressed with a method the lab cannot unpack")
+
+
+def test_pixels_are_bounded_per_image_and_in_total_from_the_png_headers(db):
+    big = png_of(3000, 3000)  # 9 million pixels: decodable, but over the import's bound
+    said = refused(zip_of({"big.png": big, "labels.csv": b"file,label\nbig.png,1\n"}), "big.png: 3,000x3,000 pixels")
+    assert f"{my_digits_zip.MAX_IMPORT_IMAGE_PIXELS:,}" in said
+    page = png_of(2000, 2000)
+    many = {f"{i}.png": page for i in range(101)}
+    labels = b"file,label\n" + b"".join(f"{i}.png,1\n".encode() for i in range(101))
+    refused(zip_of({**many, "labels.csv": labels}), "over 400,000,000 pixels in total")
+
+
+def test_a_label_like_superscript_two_is_refused_in_words(db, digits):
+    blob = zip_of({"a.png": digits[0][0], "labels.csv": "file,label\na.png,²\n".encode()})
+    refused(blob, "line 2: label must be 0-9, got '²'")
