@@ -6,6 +6,7 @@ MNIST .npz files."""
 from __future__ import annotations
 
 import io
+import re
 import sqlite3
 import struct
 import subprocess
@@ -16,9 +17,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from hostile_util import write_lab_folder
 from PIL import Image
 
-from mnist_core import my_digits, my_digits_zip
+from mnist_core import my_digits, my_digits_zip, registry
 from mnist_core.errors import LabError
 from tests.test_my_digits import drawing, fill, small_disk, writer_holding
 
@@ -281,3 +283,88 @@ def test_pixels_are_bounded_per_image_and_in_total_from_the_png_headers(db):
 def test_a_label_like_superscript_two_is_refused_in_words(db, digits):
     blob = zip_of({"a.png": digits[0][0], "labels.csv": "file,label\na.png,²\n".encode()})
     refused(blob, "line 2: label must be 0-9, got '²'")
+
+
+# ---------- group 2: a model archive is bounded before Keras opens it ----------
+
+
+def archive_with(src: Path, dst: Path, extra: dict[str, int], *, level: int = 1) -> Path:
+    """A copy of the .keras archive `src` plus members of the given sizes (zeros, deflated: a small file)."""
+    zero = b"\0" * 2**20
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED, compresslevel=level) as zout:
+        for item in zin.infolist():
+            zout.writestr(item, zin.read(item))
+        for name, size in extra.items():
+            with zout.open(name, "w", force_zip64=True) as fh:
+                for start in range(0, size, len(zero)):
+                    fh.write(zero[: min(len(zero), size - start)])
+    return dst
+
+
+@pytest.fixture(scope="module")
+def bombs(tiny_trained, tmp_path_factory) -> dict[str, Path]:
+    root, src = tmp_path_factory.mktemp("model_bombs"), tiny_trained / "model.keras"
+    return {
+        "gigabyte asset": archive_with(src, root / "asset.keras", {"assets/blob.bin": 2**30}),
+        "two big weights": archive_with(src, root / "two.keras", {"assets/a.h5": 200 * 2**20, "assets/b.h5": 200 * 2**20}),
+        "many members": archive_with(src, root / "many.keras", {f"assets/{i}": 0 for i in range(100)}),
+    }
+
+
+def assert_listed_as_not_loadable(name: str, reason: str) -> None:
+    entry = {e.name: e for e in registry.list_models()}[name]
+    assert not entry.ok and entry.status == "unsafe" and re.search(reason, entry.reason), entry.reason
+    assert "\n" not in entry.reason
+    start = time.perf_counter()
+    with pytest.raises(LabError, match=reason):
+        registry.load(name)
+    assert time.perf_counter() - start < 1.0
+
+
+def test_a_model_whose_asset_unpacks_to_a_gigabyte_is_listed_as_not_loadable(isolated_dirs, bombs):
+    assert bombs["gigabyte asset"].stat().st_size < 5 * 2**20  # a small file with a valid checksum
+    write_lab_folder(isolated_dirs, "bomb", bombs["gigabyte asset"])
+    start = time.perf_counter()
+    assert registry.inspect("bomb").status == "unsafe"
+    assert time.perf_counter() - start < 0.5  # refused from the central directory, nothing unpacked
+    assert_listed_as_not_loadable("bomb", r"assets/blob\.bin unpacks to 1,073,741,824 bytes, over the limit of "
+                                          r"268,435,456 per member")
+
+
+def test_members_that_unpack_to_too_much_together_are_refused(isolated_dirs, bombs):
+    write_lab_folder(isolated_dirs, "two", bombs["two big weights"])
+    assert_listed_as_not_loadable("two", r"unpacks to [\d,]+ bytes, over the limit of 335,544,320 in total")
+
+
+def test_an_archive_with_too_many_members_is_refused(isolated_dirs, bombs):
+    write_lab_folder(isolated_dirs, "many", bombs["many members"])
+    assert_listed_as_not_loadable("many", r"has 10\d members, over the limit of 64")
+
+
+def test_a_weights_member_that_unpacks_past_its_declared_size_is_caught_in_the_listing(isolated_dirs, tiny_trained,
+                                                                                       tmp_path):
+    src = tiny_trained / "model.keras"
+    with zipfile.ZipFile(src) as zin:
+        weights = zin.read("model.weights.h5")
+        blob = zip_of({item.filename: zin.read(item) + (b"\0" * 2**24 if item.filename == "model.weights.h5" else b"")
+                       for item in zin.infolist()})
+    lying = tmp_path / "lying.keras"
+    lying.write_bytes(patch_member(blob, "model.weights.h5", size=len(weights)))
+    write_lab_folder(isolated_dirs, "lying", lying)
+    assert_listed_as_not_loadable("lying", r"damaged \(model\.weights\.h5: Bad CRC")
+
+
+def test_compare_lists_an_oversized_model_with_its_reason_and_never_loads_it(app_page, registry_with, bombs,
+                                                                              monkeypatch):
+    models = registry_with("tiny")
+    write_lab_folder(models, "bomb", bombs["gigabyte asset"], {"created": "2099-01-01 00:00:00"})  # the newest
+    loads = []
+    real_load = registry.load
+    monkeypatch.setattr(registry, "load", lambda name: loads.append(name) or real_load(name))
+    for _visit in range(2):
+        at = app_page("views/compare.py")
+        assert not at.exception
+        assert "bomb" not in at.multiselect(key="compare_pick").options
+        listed = " ".join(m.value for m in at.markdown)
+        assert "**bomb** (unsafe)" in listed and "over the limit" in listed
+    assert "bomb" not in loads
