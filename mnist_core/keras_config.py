@@ -25,6 +25,7 @@ MAX_ARCHIVE_MEMBERS = 64  # the lab writes 3: metadata.json, config.json and the
 # 256 MiB is a model of about 20 million parameters; the lab's default has 98,778 (1.2 MB).
 MAX_MEMBER_BYTES = 256 * 1024 * 1024
 MAX_UNPACKED_BYTES = 320 * 1024 * 1024  # every member together
+MAX_ARCHIVE_FILE_BYTES = MAX_UNPACKED_BYTES + 1024 * 1024  # the file on disk: its members plus their headers
 READ_CHUNK_BYTES = 1024 * 1024
 SAFE_CLASSES = {
     "Functional", "Sequential", "InputLayer", "Conv2D", "BatchNormalization", "Activation", "MaxPooling2D",

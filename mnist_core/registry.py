@@ -226,6 +226,9 @@ def inspect(name: str) -> Entry:
         meta = read_metadata(name)
     except LabError as exc:
         return Entry(name, "broken", str(exc).split(": ", 1)[1])
+    if model_file.stat().st_size > keras_config.MAX_ARCHIVE_FILE_BYTES:  # checked before hashing it
+        return Entry(name, "unsafe", f"model.keras is {model_file.stat().st_size:,} bytes, over the limit of "
+                     f"{keras_config.MAX_ARCHIVE_FILE_BYTES:,}", meta)
     if not zipfile.is_zipfile(model_file):
         return Entry(name, "broken", "model.keras is not a valid .keras archive (truncated or damaged)", meta)
     if meta.get("model_sha256") != file_sha256(model_file):

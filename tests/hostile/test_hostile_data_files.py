@@ -368,3 +368,15 @@ def test_compare_lists_an_oversized_model_with_its_reason_and_never_loads_it(app
         listed = " ".join(m.value for m in at.markdown)
         assert "**bomb** (unsafe)" in listed and "over the limit" in listed
     assert "bomb" not in loads
+
+
+def test_a_model_file_too_large_to_hash_is_refused_from_its_size(isolated_dirs, tiny_trained):
+    folder = write_lab_folder(isolated_dirs, "huge", tiny_trained / "model.keras")
+    archive = (folder / "model.keras").read_bytes()
+    with open(folder / "model.keras", "wb") as fh:  # a valid zip after a 2 GB hole: zipfile would still read it
+        fh.seek(2 * 2**30)
+        fh.write(archive)
+    start = time.perf_counter()
+    entry = registry.inspect("huge")
+    assert time.perf_counter() - start < 0.5
+    assert entry.status == "unsafe" and re.search(r"model\.keras is 2,147,\d{3},\d{3} bytes, over the limit", entry.reason)
