@@ -53,6 +53,9 @@ HOW_TO_FIX = (
 # The largest official file (train-images) is 47,040,016 bytes; anything bigger is not MNIST, and a gzip that
 # unpacks past it is refused before it fills memory.
 MAX_IDX_BYTES = 48 * 1024 * 1024
+MAX_NPZ_ARRAY_BYTES = MAX_IDX_BYTES  # one array of an .npz, as its header declares it
+MAX_NPY_HEADER_BYTES = 10_000  # numpy's own default: a header is a short dict literal
+NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
 
 
 @dataclass(frozen=True)
@@ -137,10 +140,29 @@ def _gunzip_bounded(raw: bytes, path: Path) -> bytes:
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
     try:
+        _check_npz_headers(path)
         with np.load(path, allow_pickle=False) as npz:
             return {k: npz[k] for k in FILES if k in npz.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:  # truncated or not an npz
         raise LabError(f"{path}: unreadable npz ({exc})") from None
+
+
+def _check_npz_headers(path: Path) -> None:
+    """Refuse an array whose .npy header declares more than MAX_NPZ_ARRAY_BYTES, before its data is read (numpy
+    would allocate what the header declares) and so before any checksum."""
+    with zipfile.ZipFile(path) as zf:
+        for key in FILES:
+            if f"{key}.npy" not in zf.namelist():
+                continue
+            with zf.open(f"{key}.npy") as fh:
+                read_header = NPY_HEADER_READERS.get(np.lib.format.read_magic(fh))
+                if read_header is None:
+                    raise LabError(f"{path}: {key} is in an .npy format version the lab does not read")
+                shape, _, dtype = read_header(fh, max_header_size=MAX_NPY_HEADER_BYTES)
+            declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+            if declared > MAX_NPZ_ARRAY_BYTES:
+                raise LabError(f"{path}: {key} declares a {declared:,}-byte array (shape {shape}, {dtype}), over "
+                               f"the limit of {MAX_NPZ_ARRAY_BYTES:,} (MNIST's largest, as uint8, is 47,040,000)")
 
 
 def _read_path(path: Path) -> dict[str, np.ndarray]:

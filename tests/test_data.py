@@ -9,12 +9,16 @@ from __future__ import annotations
 import gzip
 import hashlib
 import http.server
+import io
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import threading
+import time
+import tracemalloc
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -134,6 +138,39 @@ def test_npz_file_through_mnist_data(tmp_path, cache_dir, no_download, monkeypat
     mnist = data.load()
     assert mnist.source == f"path {npz}"
     assert_is_full_mnist(mnist, full_mnist)
+
+
+def npz_declaring(path: Path, key: str, shape: tuple, dtype: str, arrays: dict[str, np.ndarray]) -> Path:
+    """An .npz whose `key` member has a header declaring `shape` and `dtype` but only 4 KB of data after it."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": np.dtype(dtype).str, "fortran_order": False,
+                                                  "shape": shape})
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, array in arrays.items():
+            buf = io.BytesIO()
+            np.save(buf, array)
+            zf.writestr(f"{name}.npy", header.getvalue() + b"\0" * 4096 if name == key else buf.getvalue())
+    return path
+
+
+@pytest.mark.parametrize("key, shape, dtype", [("x_train", (3_000_000_000,), "u1"),
+                                               ("y_test", (60000, 28, 28), "f8")])
+def test_an_npz_declaring_a_huge_array_is_refused_from_its_header(tmp_path, cache_dir, no_download, monkeypatch,
+                                                                  small_mnist, key, shape, dtype):
+    npz = npz_declaring(tmp_path / "huge.npz", key, shape, dtype, small_mnist.arrays())
+    monkeypatch.setenv("MNIST_DATA", str(npz))
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        with pytest.raises(LabError) as info:
+            data.load()
+        elapsed, peak = time.perf_counter() - start, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    said = str(info.value)
+    assert f"{npz}: {key} declares a " in said and "over the limit of 50,331,648" in said and "\n" not in said
+    assert "sha256" not in said  # refused before any checksum
+    assert elapsed < 0.5 and peak < 64 * 2**20, (elapsed, peak)
 
 
 def test_explicit_idx_folder_with_one_damaged_file_is_refused(idx_folder, tmp_path, cache_dir, no_download,
