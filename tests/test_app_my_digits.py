@@ -196,3 +196,15 @@ def test_on_a_full_disk_the_pages_read_and_a_save_says_full(app_page, registry_w
         assert next(m for m in at.metric if m.label == "Prediction").value == str(full_mnist.y_test[1])
         page = at.switch_page("views/my_digits.py").run()
         assert not page.exception and not page.error and page.metric[0].value == "3"
+
+
+def test_compare_with_a_busy_database_says_busy_and_keeps_the_rest(app_page, registry_with, small_mnist, db,
+                                                                   monkeypatch):
+    registry_with("tiny", default=True)
+    my_digits.add_many([drawing(small_mnist, i) for i in range(3)])
+    monkeypatch.setattr(my_digits, "BUSY_TIMEOUT_SECONDS", 0.3)
+    with writer_holding(db, "BEGIN EXCLUSIVE"):
+        at = app_page("views/compare.py")
+    assert not at.exception and [e.value for e in at.error if "busy" in e.value]
+    assert not [e.value for e in at.error if "busy" not in e.value]
+    assert {"My digits", "Per-class accuracy", "Rename or delete"} <= {s.value for s in at.subheader}
