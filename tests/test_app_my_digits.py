@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from mnist_core import jobs, my_digits, registry
-from tests.test_my_digits import drawing, fill, small_disk, writer_holding
+from tests.test_my_digits import BUSY, drawing, fill, small_disk, writer_holding
 
 PAGE = "views/my_digits.py"
 
@@ -64,7 +64,7 @@ def test_damaged_database_is_one_message_and_can_be_moved_aside(open_my_digits, 
     my_digits.add(*drawing(small_mnist, 0))
     db.write_bytes(b"\x00garbage" * 500)
     at = open_my_digits()
-    assert not at.exception and "damaged" in at.error[0].value
+    assert not at.exception and "is damaged (" in at.error[0].value
     at.button[0].click().run()
     assert not at.exception and "kept as" in at.success[0].value and "No saved digits yet" in at.info[0].value
     assert any(p.name.startswith("my_digits.sqlite.damaged-") for p in db.parent.iterdir())
@@ -135,7 +135,7 @@ def test_draw_page_with_a_damaged_database_still_predicts(app_page, registry_wit
     db.write_bytes(b"garbage" * 100)
     at = _upload_digit(app_page("views/draw.py"), full_mnist, 1)
     next(b for b in at.button if b.label == "Save to my digits").click().run()
-    assert not at.exception and "damaged" in at.error[0].value
+    assert not at.exception and "is damaged (" in at.error[0].value
     assert next(m for m in at.metric if m.label == "Prediction").value == str(full_mnist.y_test[1])
 
 
@@ -160,7 +160,7 @@ def test_a_busy_database_says_busy_offers_no_move_and_comes_back(open_my_digits,
     monkeypatch.setattr(my_digits, "BUSY_TIMEOUT_SECONDS", 0.3)
     with writer_holding(db, "BEGIN EXCLUSIVE"):  # another process committing a large import
         at = open_my_digits()
-        assert not at.exception and "busy" in at.error[0].value and "damaged" not in at.error[0].value
+        assert not at.exception and BUSY in at.error[0].value and "damaged" not in at.error[0].value
         assert [b.label for b in at.button] == ["Try again"]  # nothing to move: the file is sound
     next(b for b in at.button if b.label == "Try again").click().run()
     assert not at.exception and not at.error and at.metric[0].value == "1"
@@ -175,10 +175,10 @@ def test_moving_a_damaged_database_aside_waits_for_a_live_writer(open_my_digits,
         conn.execute("UPDATE digits SET label = 12 WHERE id = 2")
     monkeypatch.setattr(my_digits, "MOVE_ASIDE_WAIT_SECONDS", 0.3)
     at = open_my_digits()
-    assert not at.exception and "damaged" in at.error[0].value and "digit 2" in at.error[0].value
+    assert not at.exception and "is damaged (digit 2" in at.error[0].value and "move it aside" in at.error[0].value
     with writer_holding(db, "BEGIN IMMEDIATE"):
         at.button[0].click().run()
-        assert not at.exception and any("busy" in e.value for e in at.error) and db.exists()
+        assert not at.exception and any(BUSY in e.value for e in at.error) and db.exists()
     at.button[0].click().run()
     assert not at.exception and "kept as" in at.success[0].value and not db.exists()
 
@@ -192,7 +192,7 @@ def test_on_a_full_disk_the_pages_read_and_a_save_says_full(app_page, registry_w
         fill(disk)
         at = _upload_digit(app_page("views/draw.py"), full_mnist, 1)
         next(b for b in at.button if b.label == "Save to my digits").click().run()
-        assert not at.exception and "full" in at.error[0].value and "damaged" not in at.error[0].value
+        assert not at.exception and "is full, so nothing was written" in at.error[0].value
         assert next(m for m in at.metric if m.label == "Prediction").value == str(full_mnist.y_test[1])
         page = at.switch_page("views/my_digits.py").run()
         assert not page.exception and not page.error and page.metric[0].value == "3"
@@ -205,6 +205,6 @@ def test_compare_with_a_busy_database_says_busy_and_keeps_the_rest(app_page, reg
     monkeypatch.setattr(my_digits, "BUSY_TIMEOUT_SECONDS", 0.3)
     with writer_holding(db, "BEGIN EXCLUSIVE"):
         at = app_page("views/compare.py")
-    assert not at.exception and [e.value for e in at.error if "busy" in e.value]
-    assert not [e.value for e in at.error if "busy" not in e.value]
+    assert not at.exception and [e.value for e in at.error if BUSY in e.value]
+    assert not [e.value for e in at.error if BUSY not in e.value]
     assert {"My digits", "Per-class accuracy", "Rename or delete"} <= {s.value for s in at.subheader}

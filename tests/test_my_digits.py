@@ -19,6 +19,7 @@ from mnist_core import my_digits, preprocess, registry
 from mnist_core.errors import LabError
 from tests.conftest import ROOT
 
+BUSY = "is busy: another process is writing to it"  # the words, not a path that happens to say "busy"
 WRITER = """
 import sqlite3, sys, time
 conn = sqlite3.connect(sys.argv[1], isolation_level=None)

@@ -22,7 +22,7 @@ from PIL import Image
 
 from mnist_core import my_digits, my_digits_zip, registry
 from mnist_core.errors import LabError
-from tests.test_my_digits import drawing, fill, small_disk, writer_holding
+from tests.test_my_digits import BUSY, drawing, fill, small_disk, writer_holding
 
 
 def problem(fn, *args) -> my_digits.DatabaseError:
@@ -58,7 +58,7 @@ def test_a_writer_holding_the_write_lock_makes_writes_busy_and_reads_still_work(
     with writer_holding(db, "BEGIN IMMEDIATE", "DELETE FROM digits"):
         assert len(my_digits.all_digits()) == 2  # the writer's uncommitted delete is not seen, nor in the way
         busy = problem(my_digits.add, *digits[2])
-        assert busy.kind == "busy" and "busy" in str(busy) and str(db) in str(busy)
+        assert busy.kind == "busy" and BUSY in str(busy) and str(db) in str(busy)
         assert "damaged" not in str(busy) and not busy.can_move_aside
     assert len(my_digits.all_digits()) == 2  # the killed writer's delete never happened
     my_digits.add(*digits[2])
@@ -150,7 +150,8 @@ def test_on_a_full_disk_reads_work_and_a_save_says_the_disk_is_full(tmp_path, mo
         assert [d.label for d in my_digits.all_digits()] == [d[2] for d in digits[:3]]
         assert len(my_digits.export_zip()) > 0
         full = problem(my_digits.add, *digits[3])
-        assert full.kind == "full" and "full" in str(full) and str(db) in str(full) and not full.can_move_aside
+        assert full.kind == "full" and "is full, so nothing was written" in str(full) and str(db) in str(full)
+        assert not full.can_move_aside
         assert problem(my_digits.import_zip, my_digits.export_zip()).kind == "full"
         assert len(my_digits.all_digits()) == 3
 
