@@ -164,9 +164,11 @@ class _Session:
         try:
             self.conn = _connect(self.path, write=self.write)
         except (sqlite3.Error, OSError) as exc:
-            if getattr(exc, "sqlite_errorcode", None) != sqlite3.SQLITE_READONLY_ROLLBACK:
+            if self.write or (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF != sqlite3.SQLITE_READONLY:
                 raise _problem(self.path, exc) from None
-            try:  # a writer crashed mid-write: rolling its journal back is the one write a read may need
+            # A writer crashed mid-write (SQLITE_READONLY_ROLLBACK), or a WAL file needs recovery: rolling back
+            # or recovering is the one write a read may need, and it needs a read-write connection.
+            try:
                 self.conn = _connect(self.path, write=True)
             except (sqlite3.Error, OSError):
                 raise _problem(self.path, exc) from None
