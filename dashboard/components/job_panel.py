@@ -53,7 +53,8 @@ def describe(job: jobs.JobStatus) -> str:
         return (f"{spec.describe()} · {config.epochs} epoch{'s' if config.epochs != 1 else ''}, batch "
                 f"{config.batch_size}, {config.optimizer} at {config.learning_rate:g}")
     if job.kind == "study":
-        return (f"{subject.get('trials', '?')} more trials on {subject.get('workers', 1)} worker(s), "
+        trials = subject.get("trials", "?")
+        return (f"{trials} more trial{'' if trials == 1 else 's'} on {subject.get('workers', 1)} worker(s), "
                 f"sampler {subject.get('sampler', '?')}")
     if job.kind == "finetune":
         return f"{subject.get('epochs', 1)} epoch(s) on my digits mixed with MNIST"

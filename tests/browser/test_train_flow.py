@@ -11,6 +11,7 @@ import pytest
 
 from mnist_core import jobs, registry
 from tests.browser.conftest import ARTIFACTS, screenshot
+from tests.browser.test_layout import assert_fits
 
 SMALLEST_MLP = "mlp-2x28"
 TRAIN_TIMEOUT_MS = 300_000  # one full-MNIST epoch plus start-up and evaluation on a shared 2-core machine
@@ -68,6 +69,11 @@ def choose(page, app, selectbox, option: str, then) -> None:
     raise AssertionError(f"could not pick {option!r}")
 
 
+def sidebar_number(page, label: str):
+    """The sidebar's number box labelled exactly `label` (e.g. "epochs", not the patience box that mentions epochs)."""
+    return page.get_by_test_id("stSidebar").get_by_label(label, exact=True)
+
+
 def set_up_training(page, app, epochs: int, name: str | None = None) -> str:
     """On /train: pick the smallest MLP preset, set the epochs (and the name); return the name to be saved."""
     app.open(page, "/train")
@@ -75,7 +81,7 @@ def set_up_training(page, app, epochs: int, name: str | None = None) -> str:
     choose(page, app, sidebar.get_by_test_id("stSelectbox").filter(has_text="Preset"), SMALLEST_MLP,
            then=page.get_by_role("heading", name=f"Model: mlp-d28-d28 (preset {SMALLEST_MLP})"))
     app.wait_idle(page)
-    epochs_box = sidebar.get_by_test_id("stNumberInput").filter(has_text="epochs").locator("input")
+    epochs_box = sidebar_number(page, "epochs")
     epochs_box.fill(str(epochs))
     epochs_box.press("Enter")
     page.get_by_text(f"{epochs} epoch{'s' if epochs > 1 else ''} ≈").wait_for(timeout=120_000)  # re-measured
@@ -128,6 +134,11 @@ def test_train_smallest_mlp_for_one_epoch_then_compare(page, app):
     page.get_by_text(f"True 4, predicted 9: {count} test images").wait_for(timeout=30_000)
     app.wait_idle(page)
     screenshot(page, ARTIFACTS / "train_done.png")
+    page.set_viewport_size({"width": 800, "height": 900})  # the results' metric values fit a narrow window too
+    page.wait_for_timeout(500)
+    assert_fits(page, "Train results at 800 px")
+    screenshot(page, ARTIFACTS / "train_done_800.png")
+    page.set_viewport_size({"width": 1400, "height": 1000})
 
     app.open(page, "/compare")
     page.get_by_test_id("stMetricLabel").filter(has_text=f"Only {name} right").wait_for(timeout=120_000)
@@ -136,22 +147,18 @@ def test_train_smallest_mlp_for_one_epoch_then_compare(page, app):
     screenshot(page, ARTIFACTS / "compare_two.png")
 
 
-def sidebar_number(page, label: str):
-    return page.get_by_test_id("stSidebar").get_by_test_id("stNumberInput").filter(has_text=label).locator("input")
-
-
 @pytest.mark.browser
 def test_reload_mid_training_keeps_the_spec_and_the_panel_consistent(page, app, browser):
-    name = set_up_training(page, app, epochs=3, name="reload-me")
+    name = set_up_training(page, app, epochs=30, name="reload-me")  # ~3 s an epoch: still running when stopped
     start(page)
     page.wait_for_function(f"() => ({PROGRESS_TEXT})().includes('batch')", timeout=120_000, polling=500)
     page.reload()
     app.wait_idle(page)
     page.get_by_role("heading", name=f"Training {name}").wait_for(timeout=60_000)
     # The sidebar kept the spec (from the URL), and the heading above the panel names the same model.
-    assert sidebar_number(page, "epochs").input_value() == "3"
+    assert sidebar_number(page, "epochs").input_value() == "30"
     assert page.get_by_role("heading", name="Model: mlp-d28-d28").count() == 1
-    assert page.get_by_text("mlp-d28-d28 · 3 epochs").count() == 1  # the panel describes the job's own spec
+    assert page.get_by_text("mlp-d28-d28 · 30 epochs").count() == 1  # the panel describes the job's own spec
     page.wait_for_function(f"() => ({PROGRESS_TEXT})().includes('batch')", timeout=60_000, polling=500)
     screenshot(page, ARTIFACTS / "train_reloaded.png")
 
@@ -172,15 +179,16 @@ def test_reload_mid_training_keeps_the_spec_and_the_panel_consistent(page, app, 
 
 @pytest.mark.browser
 def test_stop_and_keep_saves_the_best_epoch_so_far(page, app):
-    name = set_up_training(page, app, epochs=4, name="keep-me")
+    name = set_up_training(page, app, epochs=30, name="keep-me")
     start(page)
-    page.wait_for_function(f"() => ({PROGRESS_TEXT})().includes('Epoch 2/4')", timeout=240_000, polling=500)
+    page.wait_for_function(f"() => ({PROGRESS_TEXT})().includes('Epoch 3/30')", timeout=240_000, polling=500)
     page.get_by_role("button", name="Stop", exact=True).click()
     page.get_by_role("button", name="Keep best epoch").click()
     page.get_by_text(f"Saved as {name} at its best epoch").wait_for(timeout=180_000)
     app.wait_idle(page)
     meta = registry.read_metadata(name)
-    assert meta["stopped_early"]["best_epoch"] >= 1 and meta["test"]["accuracy"] > 0.85
+    assert meta["stopped_early"]["at_epoch"] < 30 and meta["stopped_early"]["best_epoch"] >= 2
+    assert meta["test"]["accuracy"] > 0.85
     screenshot(page, ARTIFACTS / "train_stopped_kept.png")
 
 
