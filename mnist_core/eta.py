@@ -9,12 +9,25 @@ moves smoothly from the estimate to the measurement, never by a jump of 50x.
 from __future__ import annotations
 
 STARTUP_SECONDS = 6.0  # TensorFlow import, MNIST load and model build, measured at about 5-7 s here
-EVAL_SECONDS = 3.0  # test-set evaluation and save for the presets, measured at about 1-4 s here
+EVAL_SECONDS = 3.0  # test-set evaluation and save when nothing better is known
 MIN_SPAN_SECONDS = 3.0  # a measured rate gets full weight once it spans this long, or a tenth of the run
+EVAL_IMAGES = 10_000 + 3 * 3_000  # the test set, then train.eval_images_per_second's three timed passes
+
+
+def evaluation_seconds(epoch_seconds: float, train_images: int) -> float:
+    """Evaluation and save after training: a forward pass costs about a third of a training step per image."""
+    return 0.5 + EVAL_IMAGES * epoch_seconds / max(1, train_images) / 3
 
 
 def _step(event: dict, steps: int) -> int:
     return (event["epoch"] - 1) * steps + event["batch"]
+
+
+def _validation_seconds(batches: list[dict], epochs_done: list[dict]) -> list[float]:
+    """Each finished epoch's validation pass: from its last batch event (always sent) to its epoch event."""
+    last_batch = {b["epoch"]: b["elapsed"] for b in batches if b["batch"] == b["steps"]}
+    return [max(0.0, e["elapsed"] - last_batch[e["epoch"]]) for e in epochs_done
+            if e.get("elapsed") is not None and e["epoch"] in last_batch]
 
 
 def estimate_remaining(batches: list[dict], epochs_done: list[dict], epochs: int, steps: int, prior: dict,
@@ -34,7 +47,10 @@ def estimate_remaining(batches: list[dict], epochs_done: list[dict], epochs: int
         return max(0.0, startup - wall) + prior_step * total + evaluation
     first, last = batches[0], batches[-1]
     remaining_steps = max(0, total - _step(last, steps))
-    span_steps, span_seconds = _step(last, steps) - _step(first, steps), last["elapsed"] - first["elapsed"]
+    # Validation passes are timed apart: they are not steps, and the first epoch's is not known in advance.
+    validations = _validation_seconds(batches, [e for e in epochs_done if e["epoch"] >= first["epoch"]])
+    span_steps = _step(last, steps) - _step(first, steps)
+    span_seconds = last["elapsed"] - first["elapsed"] - sum(validations)
     measured = span_seconds / span_steps if span_steps > 0 and span_seconds > 0 else None
     if measured is None:
         per_step = prior_step
@@ -45,10 +61,5 @@ def estimate_remaining(batches: list[dict], epochs_done: list[dict], epochs: int
         per_step = weight * measured + (1 - weight) * prior_step
     if per_step is None:
         return None
-    # Batch events stop at each epoch's last batch; validation runs after it. Once an epoch has ended, its
-    # measured length (validation included) says how much each remaining epoch adds beyond its steps.
-    validation = 0.0
-    if epochs_done and measured is not None:
-        full = epochs_done[-1].get("seconds", 0.0) - steps * measured
-        validation = max(0.0, full) * (epochs - len(epochs_done))
+    validation = (validations[-1] if validations else 0.0) * (epochs - len(epochs_done))
     return per_step * remaining_steps + validation + evaluation

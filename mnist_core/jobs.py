@@ -90,7 +90,8 @@ class JobStatus:
         from mnist_core.eta import estimate_remaining
 
         start = self.last("start") or {}
-        epochs, steps = start.get("epochs", 1), start.get("steps_per_epoch", 1)
+        planned = self.subject.get("config", {}).get("epochs", 1) if isinstance(self.subject.get("config"), dict) else 1
+        epochs, steps = start.get("epochs", planned), start.get("steps_per_epoch", 1)
         batch = self.last("batch")
         epoch_no, batch_no = (batch["epoch"], batch["batch"]) if batch else (1, 0)
         done_steps = (epoch_no - 1) * steps + batch_no
@@ -196,9 +197,14 @@ def start_train(spec: specs.ModelSpec, config: specs.TrainConfig, name: str, *, 
                 estimate: dict | None = None) -> JobStatus:
     """Train `spec` with `config` and save it as `name`. `estimate` ({"epoch_seconds", "startup_seconds"}),
     measured before the start, guides the ETA until the job's own batches say otherwise."""
+    from mnist_core.eta import evaluation_seconds
+
     spec.validate()
     config.validate()
     subject = {"spec": specs.to_dict(spec), "config": specs.to_dict(config)}
+    if estimate and estimate.get("epoch_seconds") and "eval_seconds" not in estimate:
+        train_images = int(specs.TRAIN_SIZE * (1 - config.validation_split))
+        estimate = {**estimate, "eval_seconds": evaluation_seconds(estimate["epoch_seconds"], train_images)}
     return _launch("train", name, ["train"], session=session, subject=subject, estimate=estimate,
                    files={"--spec": specs.to_json(spec), "--config": specs.to_json(config)})
 

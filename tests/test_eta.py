@@ -49,9 +49,25 @@ def test_without_a_prior_it_waits_for_a_second_of_batches():
     assert eta == pytest.approx(79 * 0.1 + EVAL_SECONDS)
 
 
-def test_validation_time_seen_in_a_finished_epoch_is_added_for_the_epochs_left():
+def test_validation_is_timed_apart_from_the_steps_and_added_per_epoch_left():
+    # Epoch 1's last batch at 10.9 s, its epoch event at 12.9 s: 2 s of validation, not 2 s of steps.
     events = [batch(1, 1, 1.0), batch(1, 100, 10.9), batch(2, 1, 13.0)]
-    epoch1 = {"event": "epoch", "epoch": 1, "seconds": 12.0}  # 10 s of steps + 2 s of validation
+    epoch1 = {"event": "epoch", "epoch": 1, "seconds": 12.0, "elapsed": 12.9}
     eta = estimate_remaining(events, [epoch1], 3, 100, PRIOR, wall=20)
-    per_step = (13.0 - 1.0) / 100
-    assert eta == pytest.approx(per_step * 199 + (12.0 - 100 * per_step) * 2 + 2, rel=1e-6)
+    per_step = (13.0 - 1.0 - 2.0) / 100
+    assert eta == pytest.approx(per_step * 199 + 2.0 * 2 + 2, rel=1e-6)
+
+
+def test_before_the_job_reports_its_plan_the_configs_epochs_count():
+    from mnist_core.jobs import JobStatus
+
+    job = JobStatus("j", "m", "running", [], started=100.0, subject={"config": {"epochs": 3}},
+                    estimate={"epoch_seconds": 10.0, "startup_seconds": 5.0, "eval_seconds": 2.0})
+    assert job.progress(now=101.0)["eta"] == pytest.approx(4 + 3 * 10 + 2)
+
+
+def test_evaluation_estimate_scales_with_the_models_speed():
+    from mnist_core.eta import EVAL_IMAGES, evaluation_seconds
+
+    assert evaluation_seconds(54.0, 54_000) == pytest.approx(0.5 + EVAL_IMAGES * 0.001 / 3)
+    assert evaluation_seconds(5.4, 54_000) < evaluation_seconds(54.0, 54_000)
