@@ -60,3 +60,31 @@ def mcnemar(pred_a: np.ndarray, pred_b: np.ndarray, labels: np.ndarray) -> dict:
     n = only_a + only_b
     p_value = 1.0 if n == 0 else float(binomtest(only_a, n, 0.5).pvalue)
     return {"only_a_right": only_a, "only_b_right": only_b, "p_value": p_value}
+
+
+# ---------- the user's own digits ----------
+
+
+def my_digits_report(probabilities: dict[str, np.ndarray], labels: np.ndarray) -> dict:
+    """Per model: accuracy and confusion matrix on my digits; and the positions every model gets wrong."""
+    labels = np.asarray(labels, dtype=np.int64)
+    per_model, wrong_everywhere = {}, np.ones(len(labels), bool)
+    for name, probs in probabilities.items():
+        per_model[name] = metrics(probs, labels)
+        wrong_everywhere &= probs.argmax(axis=1) != labels
+    return {"models": per_model, "all_wrong": np.flatnonzero(wrong_everywhere) if probabilities else np.array([], int)}
+
+
+def on_my_digits(models: dict, path=None) -> dict | None:
+    """Each model's accuracy and confusion matrix on my digits, and the digits every model gets wrong.
+
+    `models` maps names to Keras models. None when no digits are saved. The inputs are in the report
+    (`x`, `y`, `ids`) so a page can show the images behind `all_wrong` (positions into them).
+    """
+    from mnist_core import my_digits
+
+    x, y, ids = my_digits.arrays(path)
+    if not len(x):
+        return None
+    report = my_digits_report({name: probabilities(model, x) for name, model in models.items()}, y)
+    return {**report, "x": x, "y": y, "ids": ids}

@@ -345,30 +345,3 @@ def import_zip(blob: bytes, path: Path | None = None) -> int:
 
 
 # ---------- measuring models on my digits ----------
-
-
-def measure(probabilities: dict[str, np.ndarray], labels: np.ndarray) -> dict:
-    """Per model: accuracy and confusion matrix on my digits; and the positions every model gets wrong."""
-    from mnist_core import evaluate
-
-    labels = np.asarray(labels, dtype=np.int64)
-    per_model, wrong_everywhere = {}, np.ones(len(labels), bool)
-    for name, probs in probabilities.items():
-        per_model[name] = evaluate.metrics(probs, labels)
-        wrong_everywhere &= probs.argmax(axis=1) != labels
-    return {"models": per_model, "all_wrong": np.flatnonzero(wrong_everywhere) if probabilities else np.array([], int)}
-
-
-def evaluate_models(models: dict, path: Path | None = None) -> dict | None:
-    """Each model's accuracy and confusion matrix on my digits, and the digits every model gets wrong.
-
-    `models` maps names to Keras models. None when no digits are saved. The inputs are in the report
-    (`x`, `y`, `ids`) so a page can show the images behind `all_wrong` (positions into them).
-    """
-    from mnist_core import evaluate
-
-    x, y, ids = arrays(path)
-    if not len(x):
-        return None
-    report = measure({name: evaluate.probabilities(model, x) for name, model in models.items()}, y)
-    return {**report, "x": x, "y": y, "ids": ids}

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mnist_core import jobs, my_digits, registry
+from mnist_core import evaluate, jobs, my_digits, registry
 from tests.test_my_digits import BUSY, drawing, fill, small_disk, writer_holding
 
 PAGE = "views/my_digits.py"
@@ -147,7 +147,7 @@ def test_compare_shows_accuracy_on_my_digits(app_page, registry_with, small_mnis
     assert "My digits" in [s.value for s in at.subheader]
     table = at.table[0].value
     assert set(table.index) == set(at.multiselect(key="compare_pick").value)
-    report = my_digits.evaluate_models({n: registry.load(n) for n in table.index})
+    report = evaluate.on_my_digits({n: registry.load(n) for n in table.index})
     for name in table.index:
         assert table.loc[name, "my digits accuracy"] == f"{report['models'][name]['accuracy']:.2%}"
     assert "12 of your digits" in " ".join(c.value for c in at.caption)

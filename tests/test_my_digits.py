@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mnist_core import my_digits, preprocess, registry
+from mnist_core import evaluate, my_digits, preprocess, registry
 from mnist_core.errors import LabError
 from tests.conftest import ROOT
 
@@ -225,7 +225,7 @@ def test_measure_accuracy_confusion_and_digits_every_model_gets_wrong():
     labels = np.array([0, 1, 2, 3])
     a = np.eye(10)[[0, 1, 5, 5]]  # wrong on items 2 and 3
     b = np.eye(10)[[0, 7, 2, 5]]  # wrong on items 1 and 3
-    report = my_digits.measure({"a": a, "b": b}, labels)
+    report = evaluate.my_digits_report({"a": a, "b": b}, labels)
     assert report["models"]["a"]["accuracy"] == 0.5 and report["models"]["b"]["accuracy"] == 0.5
     assert report["models"]["a"]["confusion_matrix"][2][5] == 1
     assert list(report["all_wrong"]) == [3]
@@ -322,10 +322,10 @@ def test_drawing_png_is_white_ink_on_black_whatever_the_source(small_mnist):
 
 def test_evaluate_models_on_my_digits(small_mnist, registry_with):
     registry_with("tiny", default=True)
-    assert my_digits.evaluate_models({"tiny": registry.load("tiny")}) is None
+    assert evaluate.on_my_digits({"tiny": registry.load("tiny")}) is None
     my_digits.add_many([drawing(small_mnist, i) for i in range(20)])
     models = {name: registry.load(name) for name in ("default", "tiny")}
-    report = my_digits.evaluate_models(models)
+    report = evaluate.on_my_digits(models)
     assert report["x"].shape == (20, 28, 28) and list(report["y"]) == list(small_mnist.y_test[:20])
     assert report["models"]["default"]["accuracy"] >= 0.9  # real digits, a 99% model
     assert sum(map(sum, report["models"]["tiny"]["confusion_matrix"])) == 20

@@ -13,7 +13,7 @@ import streamlit as st
 
 from dashboard import cache, charts
 from dashboard.components import messages
-from mnist_core import my_digits
+from mnist_core import evaluate, my_digits
 from mnist_core.errors import LabError
 
 PLAIN = {"displayModeBar": False}
@@ -53,7 +53,7 @@ def _db_stamp() -> tuple:
 
 @st.cache_data(show_spinner="Scoring the models on your digits...", max_entries=8)
 def _report(names: tuple, stamps: tuple, db_stamp: tuple) -> dict | None:
-    return my_digits.evaluate_models({name: cache.predictor(name).model for name in names})
+    return evaluate.on_my_digits({name: cache.predictor(name).model for name in names})
 
 
 def _percent(value) -> str:
