@@ -39,3 +39,16 @@ def error(exc_or_text, where=None) -> None:
     if isinstance(exc_or_text, BaseException):
         text = text or type(exc_or_text).__name__
     (where or st).error(text.splitlines()[0] if text else "Something went wrong (no details were given)")
+
+
+# Every ASCII punctuation mark can start markdown (links, images, emphasis, `:red[..]` directives, `$` maths);
+# a backslash before each one makes the text literal in st.markdown, captions, labels and st.success/info/...
+_MARKDOWN_ESCAPES = str.maketrans({c: "\\" + c for c in r"""\`*_{}[]()<>#+-.!|~$:&"'=^%@;,?/"""})
+
+
+def plain(name) -> str:
+    """A name or text read from a file, made inert for any element that renders markdown: control
+    characters shown as escapes (a newline cannot start a new block), every markdown character literal."""
+    from mnist_core.display import printable
+
+    return printable(str(name)).translate(_MARKDOWN_ESCAPES)
