@@ -31,6 +31,9 @@ if hasattr(script_runner, "_clean_problem_modules"):
     script_runner._clean_problem_modules = lambda: None
 
 st.set_page_config(page_title="MNIST Model Lab", page_icon="✍️", layout="wide")
+from dashboard import host_guard  # noqa: E402
+
+host_guard.install()  # upload and Host limits even without the project's config.toml: see host_guard.py
 from dashboard.components import layout  # noqa: E402
 
 layout.apply()  # every page usable from an 800 px window up: see components/layout.py
