@@ -150,7 +150,14 @@ def _move_into_place(tmp: Path, target: Path, overwrite: bool) -> None:
         except OSError:
             os.rename(old, target)
             raise
-        shutil.rmtree(old, ignore_errors=True)
+        _remove(old)
+
+
+def _remove(path: Path) -> None:  # a symbolic link goes itself, never what it points to
+    if path.is_symlink():
+        path.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _temp_path(root: Path, kind: str, name: str) -> Path:
@@ -178,16 +185,16 @@ def sweep_temp() -> None:
             for child in root.iterdir():
                 m = TEMP_RE.match(child.name)
                 if not m:
-                    if NAME_RE.fullmatch(child.name) and child.is_dir():
+                    if NAME_RE.fullmatch(child.name) and child.is_dir() and not child.is_symlink():
                         _remove_metadata_leftovers(child)
                     continue
                 if pid_alive(m.group(1)):
                     continue
                 kind, name = m.group(2), m.group(3)
-                if kind == "old" and not (root / name).exists():
+                if kind == "old" and not (root / name).exists() and not child.is_symlink():
                     os.rename(child, root / name)
                 else:
-                    shutil.rmtree(child, ignore_errors=True)
+                    _remove(child)  # a link moved aside is never put back: it would return a deleted model
     except OSError:
         pass  # a read-only registry can still be listed
 
@@ -200,6 +207,8 @@ def _remove_metadata_leftovers(folder: Path) -> None:
 
 def read_metadata(name: str) -> dict:
     path = model_path(name) / METADATA_FILE
+    if path.is_symlink() or path.parent.is_symlink():  # reimport and update_metadata never write through one
+        raise LabError(f"{name}: a symbolic link, not a model folder the lab wrote")
     if not path.is_file():  # also a FIFO or device, which would block or never end
         raise LabError(f"{name}: metadata.json is missing")
     try:
@@ -217,6 +226,10 @@ def inspect(name: str) -> Entry:
     folder = models_dir() / name
     if not NAME_RE.fullmatch(name) or not folder.is_dir():
         return Entry(name, "foreign", "not a folder with a valid model name; ignored")
+    links = [p.name for p in (folder, folder / MODEL_FILE, folder / METADATA_FILE) if p.is_symlink()]
+    if links:  # the lab writes real folders; a link could point anywhere, and survive a delete
+        return Entry(name, "unsafe", f"{links[0]} is a symbolic link; the lab never follows links in saved_models "
+                     "(delete removes the link only)")
     model_file = folder / MODEL_FILE
     if not model_file.is_file():
         return Entry(name, "broken", "no model.keras in the folder")
@@ -328,6 +341,8 @@ def rename(old: str, new: str) -> None:
     src, dst = model_path(old), model_path(new)
     if not src.is_dir():
         raise LabError(f"no model named {old!r}")
+    if src.is_symlink():
+        raise LabError(f"{old!r} is a symbolic link, not a model folder; the lab never renames through links")
     with _registry_lock():  # a save moving into `new` meanwhile would be overwritten by os.rename
         if dst.exists():
             raise LabError(f"a model named {new!r} already exists; rename refuses to overwrite")
@@ -342,9 +357,12 @@ def rename(old: str, new: str) -> None:
 
 def delete(name: str) -> None:
     path = model_path(name)
+    if path.is_symlink():  # the link goes, whatever it points to stays (and is never followed)
+        path.unlink()
+        return
     if not path.is_dir():
         raise LabError(f"no model named {name!r}")
     # Move aside first so a half-deleted folder is never listed.
     trash = _temp_path(path.parent, "del", name)
     os.rename(path, trash)
-    shutil.rmtree(trash, ignore_errors=True)
+    _remove(trash)
