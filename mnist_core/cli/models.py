@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from mnist_core.cli.common import print_table
+from mnist_core.display import printable
 from mnist_core.errors import LabError
 
 COLUMNS = ["name", "status", "type", "parameters", "test_accuracy", "epochs", "train_seconds", "created", "reason"]
@@ -47,6 +48,6 @@ def run(args, events) -> None:
         if args.json:
             print(json.dumps(rows, indent=1))
         elif not rows:
-            print(f"no saved models in {registry.models_dir()}")
-        else:
-            print_table(rows, COLUMNS)
+            print(f"no saved models in {printable(registry.models_dir())}")
+        else:  # a folder's name is data: a newline in it must not print a fake row, nor ESC clear the screen
+            print_table([{k: printable(v) if isinstance(v, str) else v for k, v in r.items()} for r in rows], COLUMNS)
