@@ -26,7 +26,15 @@ def model_colors(names: Sequence[str]) -> dict[str, str]:
     return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(dict.fromkeys(names))}
 
 
+def inert(text) -> str:
+    """Text from a file (a model name, a label) for a plotly title, legend, tick or annotation: plotly renders
+    a subset of HTML there (links, styles, line breaks), so its markup characters are escaped."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _layout(fig: go.Figure, height: int, **kw) -> go.Figure:
+    if isinstance(kw.get("title"), str):
+        kw["title"] = inert(kw["title"])
     fig.update_layout(height=height, **{"margin": dict(l=10, r=10, t=30, b=10), **kw})
     return fig
 
@@ -45,7 +53,7 @@ def probability_bars(probs: np.ndarray, title: str = "") -> go.Figure:
 def probability_heatmap(names: list[str], probs: np.ndarray) -> go.Figure:
     """One row per model, one column per digit: how each model splits its belief."""
     probs = np.asarray(probs, dtype=float)
-    fig = go.Figure(go.Heatmap(z=probs, x=DIGITS, y=names, zmin=0, zmax=1, colorscale="Blues",
+    fig = go.Figure(go.Heatmap(z=probs, x=DIGITS, y=[inert(n) for n in names], zmin=0, zmax=1, colorscale="Blues",
                                text=np.round(probs * 100).astype(int), texttemplate="%{text}",
                                hovertemplate="%{y}: digit %{x} %{z:.2%}<extra></extra>"))
     fig.update_yaxes(autorange="reversed", type="category")
@@ -74,7 +82,7 @@ def image_grid(images, titles: list[str] | None = None, cols: int = 10, tile_px:
         r, c = divmod(i, cols)
         y, x = r * (h + band) + band, c * (w + gap)
         mosaic[y : y + h, x : x + w] = im
-        labels[y : y + h, x : x + w] = (hover or titles or [""] * len(images))[i]
+        labels[y : y + h, x : x + w] = inert((hover or titles or [""] * len(images))[i])
     fig = go.Figure(go.Heatmap(z=mosaic, colorscale=GRAY, zmin=0, zmax=1, showscale=False,
                                customdata=labels, hovertemplate="%{customdata}<extra></extra>"))
     # One layout update with every title: add_annotation per tile validated the whole layout each time,
@@ -82,7 +90,7 @@ def image_grid(images, titles: list[str] | None = None, cols: int = 10, tile_px:
     notes = []
     for i, title in enumerate(titles or []):
         r, c = divmod(i, cols)
-        notes.append(dict(x=c * (w + gap) + w / 2 - 0.5, y=r * (h + band) + band - 0.5, text=title,
+        notes.append(dict(x=c * (w + gap) + w / 2 - 0.5, y=r * (h + band) + band - 0.5, text=inert(title),
                           showarrow=False, yanchor="bottom", font=dict(size=11)))
     fig.update_layout(annotations=notes)
     fig.update_xaxes(visible=False, constrain="domain")
@@ -145,7 +153,7 @@ def training_curves(runs: Mapping[str, Sequence[Mapping] | Mapping], metric: str
     keys = {"train": metric, "validation": f"val_{metric}"}
     fig, xs, ys, missing = go.Figure(), [], [], []
     for name, run in runs.items():
-        points = run_points(run)
+        points, shown = run_points(run), inert(name)
         drawn = False
         for split in splits:
             pts = sorted((p[x], p[keys[split]]) for p in points if _finite(p.get(x)) and _finite(p.get(keys[split])))
@@ -158,10 +166,10 @@ def training_curves(runs: Mapping[str, Sequence[Mapping] | Mapping], metric: str
             dense = split == "train" and len(pts) > 30  # batch resolution: markers would hide the line
             fig.add_trace(go.Scatter(
                 x=px, y=py, mode="lines" if dense else "lines+markers", legendgroup=name,
-                name=f"{name} {split}" if len(runs) > 1 else split,
+                name=f"{shown} {split}" if len(runs) > 1 else split,
                 line=dict(color=colors[name], dash="solid" if split == "train" else "dash", width=2),
                 marker=dict(color=colors[name], size=6, symbol="circle" if split == "train" else "diamond"),
-                hovertemplate=f"{name} {split}<br>{X_AXES.get(x, x)} %{{x:,.4~g}}<br>{metric} "
+                hovertemplate=f"{shown} {split}<br>{X_AXES.get(x, x)} %{{x:,.4~g}}<br>{metric} "
                               + ("%{y:.2%}" if metric == "accuracy" else "%{y:.4f}") + "<extra></extra>"))
         if not drawn and points:
             missing.append(name)
@@ -173,7 +181,7 @@ def training_curves(runs: Mapping[str, Sequence[Mapping] | Mapping], metric: str
     else:
         fig.update_yaxes(title=metric, range=[0, max(ys) * 1.08 if ys else EMPTY_LOSS_TOP])
     if missing:  # at the bottom, off the curves of the runs that have this axis
-        fig.add_annotation(text=f"no {X_AXES.get(x, x)} recorded for {', '.join(missing)}", xref="paper",
+        fig.add_annotation(text=f"no {X_AXES.get(x, x)} recorded for {inert(', '.join(missing))}", xref="paper",
                            yref="paper", x=1, y=0.02, xanchor="right", showarrow=False, font=dict(color="gray"))
     elif not xs:
         fig.add_annotation(text="no points yet", xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False,
@@ -218,8 +226,8 @@ def per_class_bars(values: dict[str, list[float]], metric: str = "accuracy",
     """Grouped bars of a per-digit fraction (e.g. accuracy, precision), one bar per run in each digit group,
     coloured as `colors` says (model_colors)."""
     colors = {**model_colors(list(values)), **(colors or {})}
-    fig = go.Figure([go.Bar(name=name, x=DIGITS, y=np.asarray(v, dtype=float), marker_color=colors[name],
-                            hovertemplate="digit %{x}: %{y:.2%}<extra>" + name + "</extra>")
+    fig = go.Figure([go.Bar(name=inert(name), x=DIGITS, y=np.asarray(v, dtype=float), marker_color=colors[name],
+                            hovertemplate="digit %{x}: %{y:.2%}<extra>" + inert(name) + "</extra>")
                      for name, v in values.items()])
     lows = [min(v) for v in values.values() if len(v)]
     fig.update_yaxes(title=metric, tickformat=".0%", range=[max(0.0, min(lows, default=0.0) - 0.05), 1.0])
