@@ -128,7 +128,7 @@ messages.show("compare")
 if broken:
     with st.expander(f"{len(broken)} registry entries cannot be compared", expanded=True):
         for e in broken:
-            st.markdown(f"- **{e.name}** ({e.status}): {e.reason}")
+            st.markdown(f"- **{messages.plain(e.name)}** ({e.status}): {messages.plain(e.reason)}")  # names are data
 if not usable:
     st.info("No saved models to compare yet. Train one on the Train page.")
 else:
