@@ -106,6 +106,9 @@ class ModelSpec:
             _check(size >= 1, f"conv_blocks[{i}]: the 28x28 input shrinks below 1x1 here; use padding 'same' or fewer blocks")
         for i, layer in enumerate(self.dense_layers):
             layer.validate(f"dense_layers[{i}]")
+        from mnist_core import cost  # imports this module; the limits live there with the arithmetic
+
+        cost.check_spec(self)  # parameters and FLOPs, before anything is built
         return self
 
     def describe(self) -> str:

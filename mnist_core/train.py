@@ -242,7 +242,17 @@ def fit(spec: ModelSpec, config: TrainConfig, on_event: Callable[[Event], None] 
 
 
 def time_batches(spec: ModelSpec, config: TrainConfig, mnist: mnist_data.Mnist, batches: int = 8) -> float:
-    """Measured seconds per epoch: time a few real training steps after one warm-up step."""
+    """Measured seconds per epoch: time a few real training steps after one warm-up step.
+
+    Refuses (LabError) a spec over the lab's cost limits, or one whose timing would itself be heavy
+    (cost.too_costly_to_time), before building anything: it runs in the caller's process, e.g. the dashboard."""
+    from mnist_core import cost
+    from mnist_core.errors import LabError
+
+    cost.check(spec, config)
+    too_costly = cost.too_costly_to_time(spec, config, batches)
+    if too_costly:
+        raise LabError(f"not timed: {too_costly}")
     keras.utils.set_random_seed(config.seed)
     model = build(spec)
     steps = math.ceil(len(mnist.x_train) * (1 - config.validation_split) / config.batch_size)

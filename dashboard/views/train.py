@@ -6,7 +6,7 @@ import streamlit as st
 from dashboard import cache
 from dashboard.components import job_panel, messages, mnist_gate, model_results, spec_sidebar
 from dashboard.components.session import browser_session
-from mnist_core import jobs, registry
+from mnist_core import cost, jobs, registry
 from mnist_core import spec as specs
 from mnist_core.errors import LabError
 
@@ -55,22 +55,36 @@ with left:
     st.caption(f"Total parameters: {sum(r['parameters'] for r in rows):,}")
 with right:
     st.subheader("Cost")
+    try:
+        estimated = cost.check(spec, config)  # over a limit: said here, and Start refuses it the same way
+    except LabError as exc:
+        messages.error(exc)
+        estimated = None
+    if estimated:
+        st.caption(f"{estimated.parameters:,} parameters · {estimated.training_flops / 1e6:,.1f} MFLOPs per "
+                   f"training image · {estimated.activation_bytes(config.batch_size) / 1024**2:,.1f} MiB of "
+                   f"activations per batch (limits {cost.MAX_PARAMETERS:,} · "
+                   f"{cost.MAX_TRAINING_FLOPS_PER_IMAGE / 1e6:,.0f} · "
+                   f"{cost.MAX_ACTIVATION_BYTES_PER_BATCH / 1024**2:,.0f})")
     mnist_gate.require()
-    if (job and job.running) or others:
+    if estimated and ((job and job.running) or others):
         st.caption("The estimate waits until the running jobs end: timing now would slow them down and be wrong.")
-    else:
+    elif estimated:
         try:
-            per_epoch = cache.epoch_seconds(specs.bundle_json(spec, config))
+            per_epoch = cache.epoch_estimate(specs.bundle_json(spec, config))
         except LabError as exc:
             messages.error(exc)
             st.stop()
-        st.metric("Measured time per epoch", job_panel.duration(per_epoch),
-                  help="Timed on a few real training batches on this machine, not guessed.")
+        label = "Measured time per epoch" if per_epoch["measured"] else "Estimated time per epoch"
+        st.metric(label, job_panel.duration(per_epoch["seconds"]), help=per_epoch["note"])
+        if not per_epoch["measured"]:
+            st.caption(per_epoch["note"])
         epochs = f"{config.epochs} epoch{'s' if config.epochs > 1 else ''}"
-        st.caption(f"{epochs} ≈ {job_panel.duration(per_epoch * config.epochs)} plus start-up and evaluation")
+        st.caption(f"{epochs} ≈ {job_panel.duration(per_epoch['seconds'] * config.epochs)} plus start-up and evaluation")
     _suggest_name(spec)
     st.text_input("Save as", key="train_name", max_chars=64, help="Letters, digits, '-' or '_'.")
-    st.button("Start training", type="primary", on_click=_start, disabled=bool(job and job.running))
+    st.button("Start training", type="primary", on_click=_start,
+              disabled=bool(job and job.running) or estimated is None)
     messages.show("train_start")
     job_panel.others_note(session)
 
