@@ -7,6 +7,7 @@ import streamlit as st
 from dashboard import cache, charts
 from dashboard.components import messages, mnist_gate, my_digits_ui
 from mnist_core import compare, evaluate, registry
+from mnist_core.display import markdown_literal
 from mnist_core.errors import LabError
 
 ss = st.session_state
@@ -128,7 +129,7 @@ messages.show("compare")
 if broken:
     with st.expander(f"{len(broken)} registry entries cannot be compared", expanded=True):
         for e in broken:
-            st.markdown(f"- **{messages.plain(e.name)}** ({e.status}): {messages.plain(e.reason)}")  # names are data
+            st.markdown(f"- **{markdown_literal(e.name)}** ({e.status}): {markdown_literal(e.reason)}")  # names are data
 if not usable:
     st.info("No saved models to compare yet. Train one on the Train page.")
 else:
