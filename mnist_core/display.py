@@ -7,6 +7,7 @@ Python-style escape, so what is printed is exactly one line of visible text.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 # Cc: C0/C1 controls incl. ESC, newline, DEL; Cf: format characters (bidi overrides, zero-width joiners);
@@ -28,3 +29,18 @@ def printable(text) -> str:
         else:
             out.append(ch)
     return "".join(out)
+
+
+# The characters that start markdown inline (emphasis, code, links and images, HTML, ~~strike~~, $maths$,
+# Streamlit's :red[...] and :icon: directives, tables) are escaped anywhere; . - + = only where they would start a
+# block (a list, a heading), which in one line of text is its first character. Keeping '.', '-' and '/' bare
+# leaves file names and reasons readable in the page's source and its tests.
+_MARKDOWN_INLINE = str.maketrans({c: "\\" + c for c in "\\`*_{}[]()<>#!|~$:&"})
+_BLOCK_START = re.compile(r"^(\s*)(\d*)([-+=.)])")
+
+
+def markdown_literal(text) -> str:
+    """`text` (a name, a label, a reason read from a file) as markdown that shows exactly that text, on one line:
+    for st.markdown, captions, st.success/info/warning/error and labels, which all render markdown."""
+    escaped = printable(text).translate(_MARKDOWN_INLINE)
+    return _BLOCK_START.sub(lambda m: f"{m[1]}{m[2]}\\{m[3]}", escaped, count=1)
