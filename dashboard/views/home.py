@@ -3,9 +3,10 @@
 import pandas as pd
 import streamlit as st
 
-from dashboard import cache
+from dashboard import cache, host_guard
 from dashboard.components import mnist_gate
 from mnist_core import data
+from mnist_core.display import markdown_literal
 
 # One line per page, in the sidebar's order: where it is, and what a visitor goes there for. Each line is kept
 # short enough to fit unbroken beside an open sidebar in an 800 px window (the link label has 488 px there and
@@ -29,6 +30,12 @@ PAGES = [
 ]
 
 st.title("MNIST Model Lab")
+exposed = host_guard.exposed_address()
+if exposed:  # said once, here: config.toml (127.0.0.1) was not used, or HOST was set on purpose
+    st.warning(f"This lab is served on {markdown_literal(exposed)}, not only to this computer: anyone who can reach "
+               "it can train, delete models and read your digits. There is no login. Serve it on 127.0.0.1 "
+               "(`make run`) and reach it through an SSH tunnel, or put an authenticating proxy in front.",
+               icon=":material/public:")
 st.markdown("Build classifiers for handwritten digits, watch them learn, and see what each architecture choice "
             "does: on the 10,000 MNIST test images and on your own handwriting.")
 
@@ -39,7 +46,7 @@ st.subheader("Data")
 mnist = mnist_gate.available()
 if mnist is not None:
     where = data.cache_path() if mnist.source == "cache" else mnist.source
-    st.success(f"MNIST: {len(mnist.x_train):,} training and {len(mnist.x_test):,} test images from {where}; "
+    st.success(f"MNIST: {len(mnist.x_train):,} training and {len(mnist.x_test):,} test images from {markdown_literal(where)}; "
                "all four files pass their sha256 checksums.", icon=":material/verified:")
 
 st.subheader("Saved models")
