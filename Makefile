@@ -4,10 +4,20 @@ STAMP   := .venv/.installed
 HOST    ?= 127.0.0.1
 PORT    ?= 8501
 
-.PHONY: run test bench setup data browser lint clean
+.PHONY: run host-warning test bench setup data browser lint clean
 
-run: setup data
+run: host-warning setup data
 	$(PY) -m streamlit run dashboard/app.py --server.address $(HOST) --server.port $(PORT)
+
+# The lab has no login: any address but loopback lets everyone who can reach it train, delete models and read
+# the saved digits. Said before serving; to share it, keep 127.0.0.1 and use an SSH tunnel or an
+# authenticating proxy (README, "Serving it to others").
+host-warning:
+	@case "$(HOST)" in 127.*|localhost|::1) ;; \
+	*) echo "WARNING: serving on $(HOST): the lab has no login, so anyone who can reach this address and port can" \
+	   "train, delete models and read your digits. Prefer HOST=127.0.0.1 with an SSH tunnel" \
+	   "(ssh -L $(PORT):127.0.0.1:$(PORT) this-host) or an authenticating proxy; see README 'Serving it to others'." >&2 ;; \
+	esac
 
 test: setup data browser
 	$(PY) -m pytest -q tests
