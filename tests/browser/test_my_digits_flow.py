@@ -14,7 +14,7 @@ import time
 import pytest
 
 from tests.browser.conftest import ARTIFACTS, screenshot
-from tests.browser.test_draw import STROKES, WAIT_FOR_DIGIT, _canvas_box, _draw
+from tests.browser.test_draw import STROKES, WAIT_FOR_DIGIT, canvas_box, draw_strokes
 
 MARK_MOUSEUP = "window.addEventListener('mouseup', () => { window.__mouseup = performance.now(); }, true)"
 
@@ -40,9 +40,9 @@ def test_save_inspect_fine_tune_compare(page, app_server):
     page.get_by_text("draw a digit").wait_for()
     page.evaluate(MARK_MOUSEUP)
     for digit, strokes in STROKES.items():
-        box = _canvas_box(page)
+        box = canvas_box(page)
         page.locator("canvas.upper-canvas").evaluate("c => c.setAttribute('data-used', '1')")
-        _draw(page, box, strokes)
+        draw_strokes(page, box, strokes)
         page.wait_for_function(WAIT_FOR_DIGIT, arg=digit, polling="raf", timeout=60_000)
         app_server.wait_idle(page)
         # The label box proposes the prediction; the user confirms it.
@@ -73,7 +73,7 @@ def test_save_inspect_fine_tune_compare(page, app_server):
     screenshot(page, ARTIFACTS / "my_digits_saved.png")
 
     page.get_by_role("button", name="Fine-tune").click()
-    page.get_by_text("Saved default-mine, fine-tuned from default on 3").wait_for(timeout=600_000)
+    page.get_by_text("Fine-tuned from default on 3 of your digits").wait_for(timeout=600_000)  # the job panel's outcome
     app_server.wait_idle(page)
     screenshot(page, ARTIFACTS / "my_digits_fine_tuned.png")
     meta = json.loads((app_server.models_dir / "default-mine" / "metadata.json").read_text())
