@@ -338,3 +338,78 @@ def test_the_command_lines_jobs_launch_run_a_study_and_save_its_best(tmp_path):
     kinds = [json.loads(line)["event"] for line in saved.read_text().splitlines()]
     assert kinds[0] == "start" and "epoch" in kinds and kinds[-1] == "done"
     assert json.loads((registry.model_path("bg-best") / "metadata.json").read_text())["explore"]["study"] == "bg"
+
+
+# ---------- worker processes: bounded, and never orphaned ----------
+
+
+def test_worker_count_is_bounded_before_anything_starts(capsys, monkeypatch):
+    from mnist_core.cli import main
+    from mnist_core.explore import workers
+
+    monkeypatch.setattr(signal, "signal", lambda *a: None)  # in-process: keep pytest's own Ctrl-C handling
+    monkeypatch.setattr(runner, "work", lambda *a, **k: pytest.fail("a worker ran"))
+    monkeypatch.setattr(runner, "_worker_processes", lambda *a, **k: pytest.fail("worker processes started"))
+    most = workers.max_workers()
+    assert most == min(workers.MAX_WORKERS, os.cpu_count())
+    for args, message in [(["--workers", "12", "--trials", "1"], f"--workers 12: at most {most} on this machine"),
+                          (["--workers", str(most + 1), "--trials", "50"], f"at most {most} on this machine"),
+                          (["--workers", "2", "--trials", "1"], "--workers 2 with --trials 1: a worker would have "
+                                                                "no trial")]:
+        code = main(["explore", "--study", "capped", *TINY_FLAGS, *args])
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1 and message in err, (args, err)
+    assert studies.list_studies(studies.open_storage()) == []  # refused before the study was created
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    assert workers.max_workers() == workers.MAX_WORKERS == 4  # a big machine still gets at most 4
+    with pytest.raises(LabError, match="at most 4"):
+        runner.run("capped", n_trials=10, workers=5)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+        except (OSError, ValueError):
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[1] == str(pid) and fields[0] != "Z":  # fields[0] is the state, fields[1] the parent pid
+            found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
+    except OSError:
+        return False
+
+
+def test_workers_die_when_the_run_is_killed():
+    proc = subprocess.Popen([sys.executable, "-m", "mnist_core", "explore", "--study", "orphans", "--trials", "8",
+                             "--workers", "2", "--train-epochs", "3", *TINY_FLAGS],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker_pids: list[int] = []
+    try:
+        deadline = time.monotonic() + 300
+        training = False
+        while not training and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.3)
+            worker_pids = _children(proc.pid)
+            try:
+                running = [t for t in load("orphans").trials if t.state == optuna.trial.TrialState.RUNNING]
+            except LabError:
+                continue  # the study is not created yet
+            training = len(worker_pids) == 2 and len(running) == 2  # both workers are past start-up, training
+        assert training, "the two workers were never seen training"
+        proc.kill()  # SIGKILL: the run gets no chance to stop its workers itself
+        proc.wait()
+        gone_by = time.monotonic() + 5
+        while any(_alive(p) for p in worker_pids) and time.monotonic() < gone_by:
+            time.sleep(0.1)
+        assert not [p for p in worker_pids if _alive(p)], "workers outlived the killed run"
+    finally:
+        for pid in [proc.pid, *worker_pids]:  # only the processes this test started
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)

@@ -21,7 +21,8 @@ def add_parser(sub) -> None:
     p.add_argument("--trials", type=int, default=10, help="trials to add in this run, split between the workers "
                    "(a trial skipped for repeating tried parameters does not count)")
     p.add_argument("--timeout", type=float, help="stop starting new trials after this many seconds")
-    p.add_argument("--workers", type=int, default=1, help="worker processes on this machine")
+    p.add_argument("--workers", type=int, default=1, help="worker processes on this machine: at most one per CPU "
+                   "core, never over 4 (explore.workers.MAX_WORKERS), and no more than --trials")
     p.add_argument("--sampler", choices=studies.SAMPLERS, default="tpe")
     p.add_argument("--seed", type=int, help="sampler seed (worker i uses seed+i)")
     p.add_argument("--space", help="search space JSON: {\"rate\": [0.001, 0.01], \"dense\": {\"low\": 32, \"high\": 256}}")
@@ -76,6 +77,9 @@ def run(args, events) -> int | None:
               f"(train+validation) and saved as {args.save_best}")
         return None
     if args.worker:
+        from mnist_core.explore import workers
+
+        workers.die_with_parent()
         runner.work(args.study, args.storage, args.trials, args.sampler, args.seed, args.timeout, args.heartbeat,
                     should_stop)
         return None
@@ -83,8 +87,9 @@ def run(args, events) -> int | None:
 
 
 def _run_study(args, events, should_stop) -> int | None:
-    from mnist_core.explore import runner
+    from mnist_core.explore import runner, workers
 
+    workers.check_workers(args.workers, args.trials)  # before anything starts
     checked = search_space(args)  # before the start event: a bad space is a failed start, nothing created
     events({"event": "start", "study": args.study})
     result = runner.run(args.study, storage_url=args.storage, search_space=checked, n_trials=args.trials,

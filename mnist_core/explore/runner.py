@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 from mnist_core.errors import LabError
 from mnist_core.explore import space as spaces
 from mnist_core.explore import study as studies
+from mnist_core.explore import workers as worker_processes
 from mnist_core.paths import PROJECT_ROOT
 
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
@@ -229,7 +230,8 @@ def _worker_processes(name: str, storage_url: str | None, n_trials: int, workers
         cmd += ["--seed", str(seed + i)] if seed is not None else []
         cmd += ["--timeout", str(timeout)] if timeout else []
         cmd += ["--stop-file", stop_file] if stop_file else []
-        procs.append(subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, env=os.environ.copy()))
+        env = {**os.environ, worker_processes.PARENT_PID_ENV: str(os.getpid())}
+        procs.append(subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, env=env))
     asked = False
     while any(p.poll() is None for p in procs):
         if should_stop() and not asked:  # pass a stop on: each worker fails its current trial and exits
@@ -257,8 +259,7 @@ def run(name: str, *, storage_url: str | None = None, search_space: spaces.Searc
     `n_trials` is split between the workers; a failed trial counts as one, a skipped repeat does not.
     Stopping (Ctrl-C, `should_stop`, `stop_file`) ends each worker's current trial as failed and keeps
     every finished one. `mnist` (one worker only) replaces the training images, as in `work`."""
-    if n_trials < 1 or workers < 1:
-        raise LabError("--trials and --workers must be at least 1")
+    worker_processes.check_workers(workers, n_trials)
     if mnist is not None and workers != 1:
         raise LabError("replacement training images work with one worker only")
     if sampler not in studies.SAMPLERS:
