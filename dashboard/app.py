@@ -31,6 +31,10 @@ if hasattr(script_runner, "_clean_problem_modules"):
     script_runner._clean_problem_modules = lambda: None
 
 st.set_page_config(page_title="MNIST Model Lab", page_icon="✍️", layout="wide")
+# The last fence, for what escapes every boundary below (a fragment's own rerun, a callback): Streamlit
+# shows a generic line instead of the traceback. Set here, not only in .streamlit/config.toml, which
+# `streamlit run` from another directory never reads.
+st.set_option("client.showErrorDetails", "none")
 from dashboard import host_guard  # noqa: E402
 
 host_guard.install()  # upload and Host limits even without the project's config.toml: see host_guard.py
@@ -51,4 +55,15 @@ pages = [
 from dashboard.components.session import browser_session  # noqa: E402
 
 browser_session()  # before any page: the id that makes "your last run" yours survives reloads in the URL
-st.navigation(pages).run()
+from streamlit.errors import FragmentHandledException  # noqa: E402
+
+from dashboard.components import messages  # noqa: E402
+
+try:
+    st.navigation(pages).run()
+except FragmentHandledException:
+    raise  # a fragment's failure, already logged and shown in its place by Streamlit
+except Exception as exc:  # noqa: BLE001  the page boundary: whatever a page did not catch is logged with its
+    # traceback and shown as one line under what the page drew so far. st.stop, st.rerun and st.switch_page
+    # raise Streamlit's ScriptControlException, a BaseException, so they pass through untouched.
+    messages.error(exc)

@@ -34,6 +34,20 @@ MODEL_KINDS = ("train", "finetune", "save-best")  # the kinds whose outcome is a
 MAX_RUNNING = 2  # jobs at once on this machine: each one wants a core
 MAX_EVENT_BYTES = 8 * 1024 * 1024  # a status reads at most the last 8 MB of events (about 40,000 lines)
 LIST_EVENT_BYTES = 64 * 1024  # a listing needs only the last events, to tell the state
+# The numbers each event kind must carry for the panel to draw it; an event without them is skipped, not a crash.
+EVENT_NUMBERS = {"batch": ("epoch", "batch", "steps", "loss", "accuracy", "elapsed"), "epoch": ("epoch",)}
+OPTIONAL_NUMBERS = ("images", "elapsed", "seconds", "val_loss", "val_accuracy", "epochs", "steps_per_epoch")
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _well_formed(event) -> bool:
+    if not isinstance(event, dict) or not isinstance(event.get("event"), str):
+        return False
+    return (all(_number(event.get(k)) for k in EVENT_NUMBERS.get(event["event"], ()))
+            and all(_number(event[k]) for k in OPTIONAL_NUMBERS if event.get(k) is not None))
 
 
 @dataclass
@@ -91,6 +105,7 @@ class JobStatus:
 
         start = self.last("start") or {}
         planned = self.subject.get("config", {}).get("epochs", 1) if isinstance(self.subject.get("config"), dict) else 1
+        planned = planned if _number(planned) and planned >= 1 else 1
         epochs, steps = start.get("epochs", planned), start.get("steps_per_epoch", 1)
         batch = self.last("batch")
         epoch_no, batch_no = (batch["epoch"], batch["batch"]) if batch else (1, 0)
@@ -118,9 +133,9 @@ def read_events(path: Path, max_bytes: int = MAX_EVENT_BYTES) -> list[dict]:
             continue
         try:
             event = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             break  # the writer is mid-line; the rest arrives on the next poll
-        if isinstance(event, dict) and isinstance(event.get("event"), str):
+        if _well_formed(event):
             events.append(event)
     return events
 
@@ -128,7 +143,7 @@ def read_events(path: Path, max_bytes: int = MAX_EVENT_BYTES) -> list[dict]:
 def _read_info(job_id: str) -> dict:
     try:
         info = json.loads((job_dir(job_id) / INFO).read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # also a folder removed while it was polled
         raise LabError(f"no job {job_id!r}") from None
     if not isinstance(info, dict) or not {"pid", "name", "started"} <= info.keys():
         raise LabError(f"job {job_id!r} is damaged (job.json lacks pid, name or started)")
@@ -143,15 +158,23 @@ def status(job_id: str, max_event_bytes: int = MAX_EVENT_BYTES) -> JobStatus:
     final = next((e for e in reversed(events) if e.get("event") in TERMINAL), None)
     if final:
         state, message = final["event"], str(final.get("message", ""))
-    elif fsutil.pid_alive(info["pid"], job_id):
+    elif fsutil.pid_alive(info["pid"], job_id, _started_ticks(info)):
         state, message = "running", ""
     else:
         state, message = "failed", "the process ended without finishing (killed or crashed)"
     kind = info.get("kind") if info.get("kind") in KINDS else "train"
     dicts = {k: info.get(k) if isinstance(info.get(k), dict) else {} for k in ("subject", "estimate")}
+    dicts["estimate"] = {k: v for k, v in dicts["estimate"].items() if _number(v) and v >= 0}
     session = info.get("session") if isinstance(info.get("session"), str) else None
     return JobStatus(job_id, info["name"], state, events, float(info["started"]), message, kind, session,
                      dicts["subject"], dicts["estimate"])
+
+
+def _started_ticks(info: dict) -> int | None:
+    """The start time recorded at launch (None in records from before it was kept: then only the marker
+    and a non-empty command line vouch for the process)."""
+    ticks = info.get("started_ticks")
+    return ticks if isinstance(ticks, int) and not isinstance(ticks, bool) else None
 
 
 def all_jobs() -> list[JobStatus]:
@@ -182,7 +205,12 @@ def current() -> JobStatus | None:
 def latest(session: str | None = None, kinds: tuple[str, ...] = ("train",)) -> JobStatus | None:
     """The newest job of these kinds that this session started (read in full, for its panel)."""
     job = next((j for j in all_jobs() if j.kind in kinds and j.session == session), None)
-    return status(job.id) if job else None
+    if job is None:
+        return None
+    try:
+        return status(job.id)
+    except LabError:  # removed between the listing and this read
+        return None
 
 
 def others_running(session: str | None) -> list[JobStatus]:
@@ -267,8 +295,10 @@ def _launch(kind: str, name: str, args: list[str], *, session: str | None, subje
         with open(folder / "log.txt", "wb") as log:
             proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True, env=os.environ.copy())
+        # pid + start time name this process for good: a later process given the same pid is not the job.
         fsutil.write_json_atomic(folder / INFO, {
-            "id": job_id, "name": name, "kind": kind, "pid": proc.pid, "started": time.time(), "session": session,
+            "id": job_id, "name": name, "kind": kind, "pid": proc.pid,
+            "started_ticks": fsutil.process_start_ticks(proc.pid), "started": time.time(), "session": session,
             "subject": subject, "estimate": estimate or {}})
         return status(job_id)
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import streamlit as st
 
 from dashboard import charts
+from dashboard.components import messages
 from mnist_core import jobs, registry
 from mnist_core import spec as specs
 from mnist_core.errors import LabError
@@ -81,13 +82,22 @@ def _progress_text(job: jobs.JobStatus, p: dict) -> str:
 
 
 def _live_body(job_id: str, extra: Callable[[jobs.JobStatus], None] | None) -> None:
+    # A fragment's own reruns do not pass through app.py's page boundary, so it has its own.
     try:
         job = jobs.status(job_id)
-    except LabError as exc:
-        st.error(str(exc))
+    except LabError as exc:  # its folder was removed or its job.json damaged while it was polled
+        st.warning(f"Job {job_id}: {jobs.job_dir(job_id) / jobs.INFO} is gone or damaged (its folder was removed "
+                   f"while it ran?); nothing more to show. ({exc})")
         return
     if not job.running:
         st.rerun(scope="app")  # the whole page shows the outcome once; polling ends with this fragment
+    try:
+        _live_view(job, extra)
+    except Exception as exc:  # st.rerun/st.stop are BaseExceptions and pass
+        messages.error(exc)
+
+
+def _live_view(job: jobs.JobStatus, extra: Callable[[jobs.JobStatus], None] | None) -> None:
     if job.kind == "study":
         st.caption(f"Running for {duration(job.progress()['elapsed'])}; trials appear as they finish.")
     else:
@@ -105,6 +115,14 @@ def _live_body(job_id: str, extra: Callable[[jobs.JobStatus], None] | None) -> N
         extra(job)
 
 
+def _stop(job_id: str, keep: bool = False) -> None:
+    """Stop's callback: a job already gone (folder removed, disk read-only) is said in words, never raised."""
+    try:
+        jobs.stop(job_id, keep)
+    except (LabError, OSError) as exc:
+        messages.flash("job_panel", "error", f"could not stop job {job_id}: {messages.words(exc)}")
+
+
 def _stop_controls(job: jobs.JobStatus) -> None:
     if jobs.stop_requested(job.id):
         st.button("Stopping...", disabled=True, key=f"stopping_{job.id}")
@@ -112,7 +130,7 @@ def _stop_controls(job: jobs.JobStatus) -> None:
     if job.kind not in KEEPS_ON_STOP:
         help_text = ("Each worker ends its current trial (marked failed); finished trials stay." if job.kind == "study"
                      else "Nothing is saved.")
-        st.button("Stop", key=f"stop_{job.id}", on_click=jobs.stop, args=(job.id,), help=help_text)
+        st.button("Stop", key=f"stop_{job.id}", on_click=_stop, args=(job.id,), help=help_text)
         return
     asking = f"stop_ask_{job.id}"
     if not ss.get(asking):
@@ -120,10 +138,17 @@ def _stop_controls(job: jobs.JobStatus) -> None:
         return
     st.caption("Stop now: keep the model as it is at its best epoch so far, or discard it?")
     a, b, c = st.columns(3)
-    a.button("Keep best epoch", key=f"keep_{job.id}", type="primary", on_click=jobs.stop, args=(job.id, True),
+    a.button("Keep best epoch", key=f"keep_{job.id}", type="primary", on_click=_stop, args=(job.id, True),
              help="Saved under its name and marked as stopped early. Needs at least one finished epoch.")
-    b.button("Discard", key=f"discard_{job.id}", on_click=jobs.stop, args=(job.id, False))
+    b.button("Discard", key=f"discard_{job.id}", on_click=_stop, args=(job.id, False))
     c.button("Keep training", key=f"resume_{job.id}", on_click=lambda: ss.update({asking: False}))
+
+
+def _model_exists(name) -> bool:
+    try:
+        return registry.exists(name)
+    except LabError:  # a done event naming no valid model (a hand-edited or damaged events file)
+        return False
 
 
 def show(job: jobs.JobStatus, *, live_extra: Callable[[jobs.JobStatus], None] | None = None,
@@ -133,6 +158,7 @@ def show(job: jobs.JobStatus, *, live_extra: Callable[[jobs.JobStatus], None] | 
     `live_extra(job)` draws page-specific live content inside the polling fragment (e.g. the trials table);
     `result(job)` draws page-specific results under a successful outcome (e.g. the saved model's metrics).
     """
+    messages.show("job_panel")
     running = job.running
     st.subheader(title(job) if running else f"Last run: {title(job)}")
     if text := describe(job):
@@ -144,7 +170,7 @@ def show(job: jobs.JobStatus, *, live_extra: Callable[[jobs.JobStatus], None] | 
     outcome = job.outcome
     if job.state == "done":
         model = outcome.get("model")
-        if model and not registry.exists(model):
+        if model and not _model_exists(model):
             st.info(f"{model} was saved, but it has since been renamed or deleted.")
             return
         if model:

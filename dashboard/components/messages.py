@@ -7,9 +7,12 @@ page `show`s that slot where the message belongs, on the next run. Errors are on
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import streamlit as st
 
+from mnist_core import fsutil
 from mnist_core.errors import LabError
 
 KINDS = ("success", "info", "warning", "error")
@@ -30,25 +33,39 @@ def show(slot: str, where=None) -> None:
         getattr(where or st, msg[0])(msg[1])
 
 
-def error(exc_or_text, where=None) -> None:
-    """One line for a LabError or a text. Any other exception is a surprise: its traceback goes to the
-    server log, and the page gets its one-line message."""
-    if isinstance(exc_or_text, BaseException) and not isinstance(exc_or_text, LabError):
-        log.error("unexpected error shown on a page", exc_info=exc_or_text)
+def words(exc: BaseException) -> str:
+    """An exception as one line for people: a LabError's own words; a full disk, a read-only file system or a
+    missing permission said as such; another OS error's file and reason; for anything else, what kind of
+    failure it was (the traceback belongs in the server log, not the page)."""
+    if isinstance(exc, (LabError, OSError)):
+        return fsutil.failure_words(exc) or "Something went wrong (no details were given)"
+    return f"Something went wrong here ({fsutil.failure_words(exc)}); the details are in the server log."
+
+
+def first_line(exc_or_text) -> str:
     text = str(exc_or_text).strip()
+    return text.splitlines()[0] if text else ""
+
+
+def error(exc_or_text, where=None) -> None:
+    """One line for a LabError, an exception or a text. Any exception other than a LabError is a surprise:
+    its traceback goes to the server log, and the page gets its one line."""
     if isinstance(exc_or_text, BaseException):
-        text = text or type(exc_or_text).__name__
-    (where or st).error(text.splitlines()[0] if text else "Something went wrong (no details were given)")
+        if not isinstance(exc_or_text, LabError):
+            log.error("unexpected error shown on a page as one line", exc_info=exc_or_text)
+        text = words(exc_or_text)
+    else:
+        text = first_line(exc_or_text) or "Something went wrong (no details were given)"
+    (where or st).error(text)
 
 
-# Every ASCII punctuation mark can start markdown (links, images, emphasis, `:red[..]` directives, `$` maths);
-# a backslash before each one makes the text literal in st.markdown, captions, labels and st.success/info/...
-_MARKDOWN_ESCAPES = str.maketrans({c: "\\" + c for c in r"""\`*_{}[]()<>#+-.!|~$:&"'=^%@;,?/"""})
-
-
-def plain(name) -> str:
-    """A name or text read from a file, made inert for any element that renders markdown: control
-    characters shown as escapes (a newline cannot start a new block), every markdown character literal."""
-    from mnist_core.display import printable
-
-    return printable(str(name)).translate(_MARKDOWN_ESCAPES)
+@contextmanager
+def boundary(what: str, where=None) -> Iterator[None]:
+    """Run one section of a page: if it fails, it says so in one line (`what`: the failure) and the page goes
+    on with its next section. st.stop and st.rerun are BaseExceptions and pass through."""
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001  a section's boundary: logged by error() unless a LabError
+        if not isinstance(exc, LabError):
+            log.error("unexpected error in a page section (%s)", what, exc_info=exc)
+        (where or st).error(f"{what}: {words(exc)}")

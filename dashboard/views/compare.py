@@ -142,35 +142,43 @@ else:
     if not picked:
         st.info("Pick one or more models.")
     else:
-        table = _table(meta)
-        a, b = st.columns([1, 4])
-        a.download_button("Download CSV", table.to_csv(index=False), "comparison.csv", "text/csv")
-        b.button("Re-evaluate", on_click=_reevaluate, args=(picked,), help="Recompute the stored test metrics.")
+        # Each section has its own boundary: a model whose stored metrics are damaged costs one line in the
+        # sections that read them, and every other section still draws.
+        with messages.boundary("The comparison table"):
+            table = _table(meta)
+            a, b = st.columns([1, 4])
+            a.download_button("Download CSV", table.to_csv(index=False), "comparison.csv", "text/csv")
+            b.button("Re-evaluate", on_click=_reevaluate, args=(picked,), help="Recompute the stored test metrics.")
         if len(picked) > 1:
             st.subheader("Spec and config")
-            _specs(meta)
+            with messages.boundary("The spec table"):
+                _specs(meta)
         colors = charts.model_colors(picked)  # one colour per model in every chart below
         st.subheader("Training curves")
-        c1, c2, c3 = st.columns(3)
-        metric = c1.radio("Metric", ["loss", "accuracy"], horizontal=True, key="compare_metric")
-        x = c2.radio("x-axis", list(charts.X_AXES), format_func=charts.X_AXES.get, horizontal=True, key="compare_x")
-        splits = c3.multiselect("Split", ["train", "validation"], default=["train", "validation"], key="compare_splits")
-        st.plotly_chart(charts.training_curves(meta, metric, tuple(splits), x=x, colors=colors))
+        with messages.boundary("The training curves"):
+            c1, c2, c3 = st.columns(3)
+            metric = c1.radio("Metric", ["loss", "accuracy"], horizontal=True, key="compare_metric")
+            x = c2.radio("x-axis", list(charts.X_AXES), format_func=charts.X_AXES.get, horizontal=True, key="compare_x")
+            splits = c3.multiselect("Split", ["train", "validation"], default=["train", "validation"], key="compare_splits")
+            st.plotly_chart(charts.training_curves(meta, metric, tuple(splits), x=x, colors=colors))
         st.subheader("Confusion matrices")
-        matrices = {n: np.asarray(meta[n]["test"]["confusion_matrix"]) for n in picked}
-        figures = [charts.confusion_matrix(cm, title=n) for n, cm in matrices.items()]
-        if len(picked) == 2:  # the third place in the row shows where the two differ
-            a, b = picked
-            figures.append(charts.confusion_matrix(matrices[a] - matrices[b], title=f"{a} minus {b}", difference=True))
-        for start in range(0, len(figures), 3):
-            for col, fig in zip(st.columns(3), figures[start : start + 3], strict=False):
-                col.plotly_chart(fig)
+        with messages.boundary("The confusion matrices"):
+            matrices = {n: np.asarray(meta[n]["test"]["confusion_matrix"]) for n in picked}
+            figures = [charts.confusion_matrix(cm, title=n) for n, cm in matrices.items()]
+            if len(picked) == 2:  # the third place in the row shows where the two differ
+                a, b = picked
+                figures.append(charts.confusion_matrix(matrices[a] - matrices[b], title=f"{a} minus {b}", difference=True))
+            for start in range(0, len(figures), 3):
+                for col, fig in zip(st.columns(3), figures[start : start + 3], strict=False):
+                    col.plotly_chart(fig)
         if len(picked) == 2:
-            st.caption(f"In the difference, blue on the diagonal: {a} gets more of that digit right; "
-                       f"blue off it: {a} makes that mistake more often.")
-            _two_models(*picked)
+            st.caption(f"In the difference, blue on the diagonal: {picked[0]} gets more of that digit right; "
+                       f"blue off it: {picked[0]} makes that mistake more often.")
+            with messages.boundary("The significance test"):
+                _two_models(*picked)
         st.subheader("Per-class accuracy")
-        st.plotly_chart(charts.per_class_bars({n: meta[n]["test"]["recall"] for n in picked}, colors=colors))
+        with messages.boundary("The per-class chart"):
+            st.plotly_chart(charts.per_class_bars({n: meta[n]["test"]["recall"] for n in picked}, colors=colors))
         my_digits_ui.compare_section(picked)
 st.divider()
 st.subheader("Rename or delete")

@@ -6,7 +6,7 @@ import streamlit as st
 from streamlit_drawable_canvas import st_canvas  # must be imported inside the running app
 
 from dashboard import cache, charts
-from dashboard.components import my_digits_ui, page_state
+from dashboard.components import messages, my_digits_ui, page_state
 from dashboard.components.page_state import sticky
 from mnist_core import preprocess
 from mnist_core.errors import LabError
@@ -28,8 +28,8 @@ with st.sidebar:  # sticky: the choices survive a visit to another page (no defa
 
 try:
     predictor = cache.predictor(model_name)  # loaded (and cached) before the first stroke, not on it
-except LabError as exc:
-    st.error(str(exc))
+except Exception as exc:  # noqa: BLE001  this model only: the sidebar still offers the others
+    messages.error(exc)
     st.stop()
 
 st.session_state.setdefault("canvas_round", 0)
@@ -66,8 +66,8 @@ def compare_models(input28) -> None:
     for name in names:
         try:
             p = cache.predictor(name).classify(input28)
-        except LabError as exc:
-            st.error(str(exc))
+        except Exception as exc:  # noqa: BLE001  one damaged model is one line; the others are still compared
+            messages.error(f"{name}: {messages.words(exc)}")
             continue
         rows.append({"model": name, "prediction": p.digit, "confidence": p.confidence})
         probs.append(p.probabilities)
@@ -88,6 +88,11 @@ def clear_canvas() -> None:
 @st.fragment
 def drawing_area() -> None:
     """A stroke reruns only this fragment, not the whole page: the shortest path from mouse-up to an answer."""
+    with messages.boundary("Drawing"):  # a fragment's own reruns do not pass through app.py's page boundary
+        _drawing_area()
+
+
+def _drawing_area() -> None:
     # Equal halves with a medium gap keep the canvas column at least CANVAS_PX wide whenever the columns sit
     # side by side (main area >= 640 px); narrower, they stack (components/layout.py).
     left, right = st.columns(2, gap="medium")

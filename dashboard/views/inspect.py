@@ -9,9 +9,9 @@ import streamlit as st
 from PIL import Image
 
 from dashboard import cache, charts
+from dashboard.components import messages
 from dashboard.components.page_state import sticky
 from mnist_core import evaluate, inspect, preprocess, registry
-from mnist_core.errors import LabError
 
 NEIGHBOUR_POOL = 10000  # training images indexed for neighbours: ~1 s to embed with a CNN, all 60,000 take ~6x longer
 MAP_POINTS = 2000
@@ -137,8 +137,8 @@ try:
     stamp = cache.model_stamp(name)
     insp = _inspector(name, stamp)
     input28, caption = pick_input(mnist, name)
-except LabError as exc:
-    st.error(str(exc))
+except Exception as exc:  # noqa: BLE001  this model or input only: the sidebar still offers the others
+    messages.error(exc)
     st.stop()
 if input28 is None:
     st.info(caption)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
+from mnist_core import fsutil
 from mnist_core.cli import common, download, explore, finetune, models, predict, test, train
 from mnist_core.errors import LabError
 from mnist_core.tf_quiet import import_tensorflow
@@ -44,7 +45,12 @@ def main(argv: list[str] | None = None) -> int:
         _record(events, exc)
         print("error: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # a bug, not a user mistake: still one line, traceback on request
+    except Exception as exc:
+        if said := fsutil.describe_os_error(exc):  # a full disk or a permission: the user's to fix, in words
+            _record(events, LabError(said))
+            print(f"error: {said}", file=sys.stderr)
+            return EXIT_USER_ERROR
+        # A bug, not a user mistake: the last resort, still one line, traceback on request.
         _record(events, exc)
         if os.environ.get("MNIST_DEBUG"):
             raise
@@ -58,4 +64,4 @@ def main(argv: list[str] | None = None) -> int:
 
 def _record(events: common.EventWriter | None, exc: BaseException) -> None:
     if events is not None:
-        events.failed(exc)
+        events.failed(exc)  # never raises: on a full disk the failure is still printed

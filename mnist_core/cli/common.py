@@ -67,12 +67,18 @@ class EventWriter:
         """Record the failure once, as {"event": "failed", "message": <one line>}."""
         if self.fh and not self.failed_written:
             self.failed_written = True
-            self.fh.write(json.dumps({"event": "failed", "message": first_line(exc)}) + "\n")
+            try:
+                self.fh.write(json.dumps({"event": "failed", "message": first_line(exc)}) + "\n")
+            except OSError:
+                pass  # the events file's disk is full or gone: main() still prints the failure
 
     def close(self) -> None:
         if self.fh:
-            self.fh.close()
-            self.fh = None
+            fh, self.fh = self.fh, None
+            try:
+                fh.close()
+            except OSError:
+                pass  # a last line that cannot be flushed (full disk) must not hide the command's own result
 
 
 def _print_event(event: dict) -> None:
