@@ -32,15 +32,15 @@ def printable(text) -> str:
 
 
 # The characters that start markdown inline (emphasis, code, links and images, HTML, ~~strike~~, $maths$,
-# Streamlit's :red[...] and :icon: directives, tables) are escaped anywhere; . - + = only where they would start a
-# block (a list, a heading), which in one line of text is its first character. Keeping '.', '-' and '/' bare
+# Streamlit's :red[...] and :icon: directives, tables) are escaped anywhere; . ) - + only where they would start a
+# list, which in one line of text is at its start (headings start with '#', escaped anyway). Keeping '.', '-' and '/' bare
 # leaves file names and reasons readable in the page's source and its tests.
 _MARKDOWN_INLINE = str.maketrans({c: "\\" + c for c in "\\`*_{}[]()<>#!|~$:&"})
-_BLOCK_START = re.compile(r"^(\s*)(\d*)([-+=.)])")
+_BLOCK_START = re.compile(r"^(\s*\d{0,9})([-+.)])(?=\s|$)")  # "1. x", "2) x", "- x", "+ x": a list
 
 
 def markdown_literal(text) -> str:
     """`text` (a name, a label, a reason read from a file) as markdown that shows exactly that text, on one line:
     for st.markdown, captions, st.success/info/warning/error and labels, which all render markdown."""
     escaped = printable(text).translate(_MARKDOWN_INLINE)
-    return _BLOCK_START.sub(lambda m: f"{m[1]}{m[2]}\\{m[3]}", escaped, count=1)
+    return _BLOCK_START.sub(lambda m: f"{m[1]}\\{m[2]}", escaped, count=1)
