@@ -142,6 +142,26 @@ def test_pid_alive_is_false_for_nonsense(pid):
     assert not fsutil.pid_alive(pid)
 
 
+def test_start_ticks_tell_a_process_from_a_later_one_with_its_pid():
+    """The pid of a process started from a name with ')' and spaces (the stat line's tricky part) keeps its
+    start time; any other start time is another process."""
+    proc = subprocess.Popen(["/bin/sh", "-c", "exec -a 'x) y (z' sleep 60"])
+    try:
+        wait_for(lambda: fsutil.process_start_ticks(proc.pid) is not None, what="start")
+        ticks = fsutil.process_start_ticks(proc.pid)
+        mine = fsutil.process_start_ticks(os.getpid())
+        assert mine <= ticks  # ticks since boot: the child cannot have started before its parent
+        assert ticks == int(Path(f"/proc/{proc.pid}/stat").read_text().split(") ")[-1].split()[19])
+        assert fsutil.pid_alive(proc.pid, started_ticks=ticks)
+        assert not fsutil.pid_alive(proc.pid, started_ticks=ticks + 1)
+        assert not fsutil.pid_alive(proc.pid, started_ticks=ticks - 1)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert fsutil.process_start_ticks(proc.pid) is None
+    assert fsutil.process_start_ticks("nonsense") is None
+
+
 # ---------- bounded reads ----------
 
 

@@ -6,13 +6,14 @@ keeps each job to a few seconds beyond TensorFlow's start-up.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
 
 import pytest
 
-from mnist_core import jobs, registry
+from mnist_core import fsutil, jobs, registry
 from mnist_core.errors import LabError
 from mnist_core.spec import DenseLayer, ModelSpec, TrainConfig
 
@@ -43,8 +44,6 @@ def cleanup():
 
 
 def _pid(job_id: str) -> int:
-    import json
-
     return json.loads((jobs.job_dir(job_id) / jobs.INFO).read_text())["pid"]
 
 
@@ -214,3 +213,42 @@ def test_a_job_record_with_wrong_types_is_damaged_not_a_crash(isolated_dirs):
     with pytest.raises(LabError, match=r"is damaged \(job.json has a bad name or start time\)$"):
         jobs.status(folder.name)
     assert jobs.all_jobs() == []
+
+
+def test_events_and_estimates_of_the_wrong_type_are_skipped_not_a_crash(isolated_dirs, request):
+    """A hand-edited or damaged job folder: the panel's progress and curves still compute from what is sound."""
+    import subprocess
+    import sys
+
+    folder = jobs.job_dir("20260101-000000-typ000")
+    folder.mkdir(parents=True)
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", folder.name])  # the job's process
+    request.addfinalizer(lambda: (proc.kill(), proc.wait()))
+    (folder / jobs.INFO).write_text(json.dumps({
+        "pid": proc.pid, "name": "t", "started": time.time() - 5, "kind": "train",
+        "started_ticks": fsutil.process_start_ticks(proc.pid),
+        "subject": {"config": {"epochs": "three"}}, "estimate": {"epoch_seconds": "abc", "startup_seconds": 2.0}}))
+    good = {"event": "batch", "epoch": 1, "batch": 1, "steps": 10, "loss": 1.0, "accuracy": 0.5, "elapsed": 1.0}
+    lines = [{"event": "start", "epochs": "x", "steps_per_epoch": 10}, good, {**good, "batch": "2"},
+             {**good, "loss": None}, {"event": "epoch", "epoch": [1]}, {"event": "batch"}]
+    (folder / jobs.EVENTS).write_text("".join(json.dumps(e) + "\n" for e in lines))
+    st = jobs.status(folder.name, 10**6)
+    assert st.running and st.events == [good]
+    assert st.estimate == {"startup_seconds": 2.0}
+    p = st.progress()
+    assert (p["epochs"], p["batch"], p["steps"]) == (1, 1, 1)  # the damaged start event is skipped whole
+    assert p["eta"] is None or p["eta"] >= 0
+    assert [pt["loss"] for pt in st.curve_points()] == [1.0]
+
+
+def test_latest_is_none_once_the_job_folder_is_removed(isolated_dirs):
+    import shutil
+
+    folder = jobs.job_dir("20260101-000000-gone00")
+    folder.mkdir(parents=True)
+    (folder / jobs.INFO).write_text(json.dumps({"pid": 1, "name": "g", "started": 1.0, "kind": "train"}))
+    assert jobs.latest(None).id == folder.name
+    shutil.rmtree(folder)
+    assert jobs.latest(None) is None
+    with pytest.raises(LabError, match="no job"):
+        jobs.status(folder.name)
