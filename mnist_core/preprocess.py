@@ -116,7 +116,13 @@ def to_mnist(image) -> Prepared:
     return Prepared(result, steps)
 
 
-def image_to_mnist(data: bytes, name: str = "image") -> Prepared:
-    return to_mnist(open_image(data, name))
+def image_to_mnist(data: bytes, name: str = "image", keep_steps: bool = True) -> Prepared:
+    """Decode (open_image: size and pixels checked first) and prepare one image file's bytes. Without
+    keep_steps only the 28x28 input is kept: a large scan's full-size grayscale step alone is 4 bytes
+    per pixel, too much to hold for every file of a batch."""
+    prepared = to_mnist(open_image(data, name))
+    if not keep_steps:
+        prepared.steps = {}
+    return prepared
 
 
