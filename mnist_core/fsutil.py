@@ -100,8 +100,8 @@ def failure_words(exc: BaseException) -> str:
     reason (a full disk or a permission in words), otherwise the kind of failure and its first line."""
     if isinstance(exc, LabError):
         return str(exc).strip().split("\n", 1)[0]
-    if said := describe_os_error(exc):
-        return said
+    if isinstance(exc, OSError) and exc.errno in OS_ERROR_WORDS:
+        return f"{Path(exc.filename).name if exc.filename else 'a file'}: {OS_ERROR_WORDS[exc.errno]}"
     if isinstance(exc, OSError) and exc.strerror:
         return f"{Path(exc.filename).name}: {exc.strerror}" if exc.filename else exc.strerror
     detail = str(exc).strip().split("\n", 1)[0][:200]
