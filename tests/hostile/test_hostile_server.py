@@ -208,3 +208,24 @@ def test_make_run_warns_before_serving_on_every_interface():
     assert warning("127.0.0.1") == warning("localhost") == ""
     order = subprocess.run(["make", "-n", "-d", "run", "HOST=0.0.0.0"], cwd=ROOT, capture_output=True, text=True).stdout
     assert "Must remake target 'host-warning'" in order  # `make run` goes through it
+
+
+def test_readme_reliability_table_states_the_limits_in_the_code():
+    """Each row names a constant that exists, and shows its value (as a count, in MiB/GiB/MB, or as a square)."""
+    import importlib
+    import math
+    import re
+
+    section = (ROOT / "README.md").read_text().split("## Reliability", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and "`" in line.split("|")[3]]
+    assert len(rows) >= 25, rows
+    modules = {"spec_sidebar": "dashboard.components.spec_sidebar", "host_guard": "dashboard.host_guard",
+               "explore.workers": "mnist_core.explore.workers", "cli.predict": "mnist_core.cli.predict",
+               "cli.common": "mnist_core.cli.common"}
+    for row in rows:
+        limit, names = row.split("|")[2], re.findall(r"`([a-z_.]+)\.([A-Z_]+)`", row.split("|")[3])
+        value = getattr(importlib.import_module(modules.get(names[0][0], f"mnist_core.{names[0][0]}")), names[0][1])
+        side = math.isqrt(value)
+        forms = {f"{value:,}", f"{value / 2**20:g} MiB", f"{value / 2**10:g} KiB", f"{value / 2**30:g} GiB",
+                 f"{value / 2**20:g} MB", f"{value / 1e9:.1f} GFLOPs", f"{side} x {side}"}
+        assert any(form in limit for form in forms), (row, forms)
