@@ -35,12 +35,13 @@ def printable(text) -> str:
 # Streamlit's :red[...] and :icon: directives, tables) are escaped anywhere; . ) - + only where they would start a
 # list, which in one line of text is at its start (headings start with '#', escaped anyway). Keeping '.', '-' and '/' bare
 # leaves file names and reasons readable in the page's source and its tests.
-_MARKDOWN_INLINE = str.maketrans({c: "\\" + c for c in "\\`*_{}[]()<>#!|~$:&"})
+_MARKDOWN_INLINE = str.maketrans({c: "\\" + c for c in "\\`*_{}[]()<>#!|~$&"})
+_SHORTCODE = re.compile(r":(?=[\w/+-])")  # :smile:, :material/home:, :red[ (a colon before a space is plain)
 _BLOCK_START = re.compile(r"^(\s*\d{0,9})([-+.)])(?=\s|$)")  # "1. x", "2) x", "- x", "+ x": a list
 
 
 def markdown_literal(text) -> str:
     """`text` (a name, a label, a reason read from a file) as markdown that shows exactly that text, on one line:
     for st.markdown, captions, st.success/info/warning/error and labels, which all render markdown."""
-    escaped = printable(text).translate(_MARKDOWN_INLINE)
+    escaped = _SHORTCODE.sub(r"\\:", printable(text).translate(_MARKDOWN_INLINE))
     return _BLOCK_START.sub(lambda m: f"{m[1]}\\{m[2]}", escaped, count=1)
