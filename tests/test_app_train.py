@@ -215,3 +215,15 @@ def test_a_broken_spec_link_falls_back_to_the_default_with_one_line(app_page):
     at = app_page("views/train.py", clean=True, query={"spec": "not-a-spec"})
     assert bundle(at) == tuple(specs.preset("mlp-2x128").copy())
     assert any("link: the spec in this link is not readable" in e.value for e in at.error)
+
+
+def test_the_cost_column_states_parameters_flops_and_memory_against_the_limits(open_train):
+    from mnist_core import cost
+
+    at = open_train()
+    spec, config = bundle(at)
+    found = cost.estimate(spec)
+    line = next(c.value for c in at.caption if "parameters ·" in c.value)
+    assert f"{found.parameters:,} parameters" in line and f"{cost.MAX_PARAMETERS:,}" in line
+    assert f"{found.training_flops / 1e6:,.1f} MFLOPs per training image" in line
+    assert f"{found.activation_bytes(config.batch_size) / 1024**2:,.1f} MiB of activations per batch" in line

@@ -118,3 +118,13 @@ def test_predict_refuses_more_files_than_its_bound_before_reading_any(tmp_path):
     assert done.returncode == 2, done.stderr
     lines = done.stderr.splitlines()
     assert len(lines) == 1 and f"more than {predict_cli.MAX_FILES:,} image files in one command" in lines[0]
+
+
+def test_preparing_without_steps_keeps_only_the_input(tmp_path):
+    from mnist_core import preprocess
+
+    _scan(tmp_path / "scan.png")
+    data = (tmp_path / "scan.png").read_bytes()
+    full, lean = preprocess.image_to_mnist(data, "scan.png"), preprocess.image_to_mnist(data, "scan.png", False)
+    assert full.steps["grayscale"].shape == (4000, 4000) and lean.steps == {}
+    assert (lean.input == full.input).all() and lean.input.shape == (28, 28)
