@@ -9,6 +9,7 @@ from dashboard import cache, charts
 from dashboard.components import messages, my_digits_ui, page_state
 from dashboard.components.page_state import sticky
 from mnist_core import preprocess
+from mnist_core.display import markdown_literal
 from mnist_core.errors import LabError
 
 CANVAS_PX = 280
@@ -48,7 +49,7 @@ def show_prediction(prepared, prediction, upload) -> None:
     metrics.metric("Prediction", prediction.digit)
     metrics.metric("Confidence", f"{prediction.confidence:.1%}")
     if upload is not None:
-        metrics.caption(f"from the upload {upload.name}; remove it to use the canvas")
+        metrics.caption(f"from the upload {markdown_literal(upload.name)}; remove it to use the canvas")
     seen.plotly_chart(charts.image_grid([prepared.input], ["what the model sees (28x28)"], cols=1, tile_px=150),
                       config={"displayModeBar": False})
     st.plotly_chart(charts.probability_bars(prediction.probabilities), config={"displayModeBar": False})
@@ -103,12 +104,12 @@ def _drawing_area() -> None:
                            initial_drawing=page_state.canvas_seed(canvas_key, "draw"), key=canvas_key)
         st.button("Clear", icon=":material/delete:", on_click=clear_canvas)
         upload = st.file_uploader("...or upload a photo or scan of a digit", type=["png", "jpg", "jpeg"],
-                                  key="draw_upload")
+                                  key="draw_upload", max_upload_size=preprocess.MAX_BYTES // 2**20)
     with right:
         try:
             prepared = prepare(page_state.canvas_image(canvas, "draw"), upload)
         except LabError as exc:
-            st.error(str(exc))
+            st.error(markdown_literal(exc))  # the file's name is the browser's, any text
             return
         if prepared is None or prepared.empty:
             st.info("draw a digit" if prepared is None else prepared.message)
