@@ -12,6 +12,7 @@ from dashboard import cache, charts
 from dashboard.components import messages
 from dashboard.components.page_state import sticky
 from mnist_core import evaluate, inspect, preprocess, registry
+from mnist_core.display import markdown_literal
 
 NEIGHBOUR_POOL = 10000  # training images indexed for neighbours: ~1 s to embed with a CNN, all 60,000 take ~6x longer
 MAP_POINTS = 2000
@@ -118,11 +119,11 @@ def pick_input(mnist, name: str) -> tuple[np.ndarray | None, str]:
             return None, "no drawing yet: draw a digit on the Draw page, then come back"
         return np.asarray(drawing, np.float32), "your drawing from /draw"
     upload = st.file_uploader("A photo or scan of one digit", type=["png", "jpg", "jpeg", "bmp", "gif"],
-                              key="inspect_upload")
+                              key="inspect_upload", max_upload_size=preprocess.MAX_BYTES // 2**20)
     if upload is None:
         return None, "upload an image of a digit"
     prepared = preprocess.image_to_mnist(upload.getvalue(), upload.name)
-    return (None, prepared.message) if prepared.empty else (prepared.input, f"upload {upload.name}")
+    return (None, prepared.message) if prepared.empty else (prepared.input, f"upload {markdown_literal(upload.name)}")
 
 
 st.title("Inspect")
