@@ -4,10 +4,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import cache, charts
+from dashboard import cache, charts, host_guard
 from dashboard.components import job_panel, messages, mnist_gate
 from dashboard.components.session import browser_session
 from mnist_core import jobs, my_digits, registry
+from mnist_core.display import markdown_literal
 from mnist_core.errors import LabError
 
 PER_PAGE = 40
@@ -37,9 +38,9 @@ def _import() -> None:
         messages.flash("my_digits", "error", "choose a zip to import first")
         return
     try:
-        messages.flash("my_digits", "success", f"Imported {my_digits.import_zip(upload.getvalue())} digits from {upload.name}.")
+        messages.flash("my_digits", "success", f"Imported {my_digits.import_zip(upload.getvalue())} digits from {markdown_literal(upload.name)}.")
     except LabError as exc:
-        messages.flash("my_digits", "error", f"{upload.name}: {exc}")
+        messages.flash("my_digits", "error", markdown_literal(f"{upload.name}: {exc}"))  # names from the zip
 
 
 def _fine_tune(parent: str, name: str, epochs: int) -> None:
@@ -98,7 +99,8 @@ st.subheader("Export and import")
 left, right = st.columns(2)
 left.download_button("Export as zip (PNGs + labels.csv)", my_digits.export_zip(), "my_digits.zip", "application/zip",
                      disabled=not digits, icon=":material/download:")
-right.file_uploader("Import a zip exported here (or PNGs with a labels.csv: file,label)", type=["zip"], key="my_import")
+right.file_uploader("Import a zip exported here (or PNGs with a labels.csv: file,label)", type=["zip"], key="my_import",
+                    max_upload_size=host_guard.MAX_UPLOAD_MB)
 right.button("Import", on_click=_import, icon=":material/upload:")
 
 st.subheader("Fine-tune a model on my digits")
