@@ -15,6 +15,7 @@ import zlib
 import streamlit as st
 
 from mnist_core import spec as specs
+from mnist_core.display import markdown_literal
 from mnist_core.errors import LabError
 
 DEFAULT_PRESET = "mlp-2x128"
@@ -136,7 +137,7 @@ def _on_import() -> None:
     try:
         spec, config = specs.parse_bundle(upload.getvalue())
     except LabError as exc:
-        ss.sb_import_error = f"{upload.name}: {exc}"
+        ss.sb_import_error = f"{markdown_literal(upload.name)}: {exc}"
         return
     _seed(spec, config or _read()[1])
 
@@ -208,7 +209,7 @@ def spec_editor() -> tuple[specs.ModelSpec, specs.TrainConfig, str | None]:
 
         spec, config = _read()
         st.header("Spec file")
-        st.file_uploader("Import spec JSON", type=["json"], key="sb_import", on_change=_on_import)
+        st.file_uploader("Import spec JSON", type=["json"], key="sb_import", on_change=_on_import, max_upload_size=1)
         if ss.get("sb_import_error"):
             st.error(ss.sb_import_error)
         st.download_button("Export spec JSON", specs.bundle_json(spec, config),
