@@ -7,6 +7,7 @@ import streamlit as st
 from dashboard.components import job_panel, messages, study_charts
 from dashboard.components.session import browser_session
 from mnist_core import jobs, registry
+from mnist_core.display import markdown_literal
 from mnist_core.errors import LabError
 from mnist_core.explore import space as spaces
 from mnist_core.explore import study as studies
@@ -49,7 +50,7 @@ def _sidebar(names: list[str], busy: bool) -> None:
     exists = name in names
     dims: list[str] = []
     if exists:
-        sb.caption(f"**{name}** exists: starting continues it with its stored search space.")
+        sb.caption(f"**{markdown_literal(name)}** exists: starting continues it with its stored search space.")
         warning = studies.too_small(studies.load_study(name, storage()))
     else:
         dims = sb.multiselect("Dimensions to search", list(spaces.DIMENSIONS), default=list(spaces.DEFAULT_SPACE))
@@ -175,5 +176,5 @@ else:
     _save_best(name, busy)
     with st.expander("Delete this study"):
         st.caption("Removes its trials from the storage. Models saved from it stay in the registry.")
-        st.button(f"Delete study {name}", disabled=busy, on_click=_delete, args=(name,))
+        st.button(f"Delete study {markdown_literal(name)}", disabled=busy, on_click=_delete, args=(name,))
         messages.show("explore_delete")
