@@ -229,3 +229,19 @@ def test_readme_reliability_table_states_the_limits_in_the_code():
         forms = {f"{value:,}", f"{value / 2**20:g} MiB", f"{value / 2**10:g} KiB", f"{value / 2**30:g} GiB",
                  f"{value / 2**20:g} MB", f"{value / 1e9:.1f} GFLOPs", f"{side} x {side}"}
         assert any(form in limit for form in forms), (row, forms)
+
+
+def test_every_file_uploader_states_its_own_limit():
+    """Streamlit's default is 200 MB per file when config.toml is not read: each uploader caps itself."""
+    import ast
+
+    found = 0
+    for path in (ROOT / "dashboard").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "file_uploader":
+                found += 1
+                limit = next((k.value for k in node.keywords if k.arg == "max_upload_size"), None)
+                assert limit is not None, f"{path.name}:{node.lineno} has no max_upload_size"
+                if isinstance(limit, ast.Constant):
+                    assert 1 <= limit.value <= host_guard.MAX_UPLOAD_MB, (path.name, node.lineno)
+    assert found >= 4  # Draw, Inspect, My digits, the spec sidebar
