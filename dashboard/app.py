@@ -1,6 +1,7 @@
 """Entry point: `streamlit run dashboard/app.py`. Pages live in dashboard/views/."""
 
 import gc
+import logging
 import sys
 from pathlib import Path
 
@@ -34,7 +35,8 @@ st.set_page_config(page_title="MNIST Model Lab", page_icon="✍️", layout="wid
 # The last fence, for what escapes every boundary below (a fragment's own rerun, a callback): Streamlit
 # shows a generic line instead of the traceback. Set here, not only in .streamlit/config.toml, which
 # `streamlit run` from another directory never reads.
-st.set_option("client.showErrorDetails", "none")
+if "streamlit.testing.v1" not in sys.modules:  # under AppTest it would leak into every later test's app
+    st.set_option("client.showErrorDetails", "none")
 from dashboard import host_guard  # noqa: E402
 
 host_guard.install()  # upload and Host limits even without the project's config.toml: see host_guard.py
@@ -66,4 +68,5 @@ except FragmentHandledException:
 except Exception as exc:  # noqa: BLE001  the page boundary: whatever a page did not catch is logged with its
     # traceback and shown as one line under what the page drew so far. st.stop, st.rerun and st.switch_page
     # raise Streamlit's ScriptControlException, a BaseException, so they pass through untouched.
-    messages.error(exc)
+    logging.getLogger("dashboard").exception("a page failed; the browser got one line")
+    messages.error(messages.words(exc))

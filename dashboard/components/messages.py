@@ -49,11 +49,12 @@ def first_line(exc_or_text) -> str:
 
 def error(exc_or_text, where=None) -> None:
     """One line for a LabError, an exception or a text. Any exception other than a LabError is a surprise:
-    its traceback goes to the server log, and the page gets its one line."""
+    its traceback goes to the server log, and the page gets its one line (an OS error's file and reason)."""
     if isinstance(exc_or_text, BaseException):
         if not isinstance(exc_or_text, LabError):
             log.error("unexpected error shown on a page as one line", exc_info=exc_or_text)
-        text = words(exc_or_text)
+        text = fsutil.failure_words(exc_or_text) if isinstance(exc_or_text, OSError) else first_line(exc_or_text)
+        text = text or type(exc_or_text).__name__
     else:
         text = first_line(exc_or_text) or "Something went wrong (no details were given)"
     (where or st).error(text)
