@@ -225,10 +225,12 @@ def start_train(spec: specs.ModelSpec, config: specs.TrainConfig, name: str, *, 
                 estimate: dict | None = None) -> JobStatus:
     """Train `spec` with `config` and save it as `name`. `estimate` ({"epoch_seconds", "startup_seconds"}),
     measured before the start, guides the ETA until the job's own batches say otherwise."""
+    from mnist_core import cost
     from mnist_core.eta import evaluation_seconds
 
     spec.validate()
     config.validate()
+    cost.check(spec, config)  # refused here, in one line, not in a job's log
     subject = {"spec": specs.to_dict(spec), "config": specs.to_dict(config)}
     if estimate and estimate.get("epoch_seconds") and "eval_seconds" not in estimate:
         train_images = int(specs.TRAIN_SIZE * (1 - config.validation_split))

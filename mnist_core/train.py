@@ -21,6 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from mnist_core import cost
 from mnist_core import data as mnist_data
 from mnist_core.build import build
 from mnist_core.spec import ModelSpec, TrainConfig
@@ -207,6 +208,7 @@ def fit(spec: ModelSpec, config: TrainConfig, on_event: Callable[[Event], None] 
     emit = on_event or (lambda e: None)
     stop = should_stop or (lambda: False)
     spec.validate()
+    cost.check(spec, config)  # the batch's memory too, before any data is loaded or a layer built
     mnist = mnist or mnist_data.load()
     config.validate(len(mnist.x_train))
     keras.utils.set_random_seed(config.seed)

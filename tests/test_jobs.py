@@ -158,7 +158,8 @@ def test_simultaneous_starts_launch_exactly_one_job(isolated_dirs, cleanup):
 def test_a_job_records_its_kind_owner_subject_and_outcome(isolated_dirs, cleanup):
     st = jobs.start_train(TINY, QUICK, "owned", session="tab-a", estimate={"epoch_seconds": 2.0})
     cleanup.append(st.id)
-    assert (st.kind, st.session, st.estimate) == ("train", "tab-a", {"epoch_seconds": 2.0})
+    assert (st.kind, st.session, st.estimate["epoch_seconds"]) == ("train", "tab-a", 2.0)
+    assert 0.5 < st.estimate["eval_seconds"] < 2.0  # from the model's speed: 19,000 images at a third of a step
     assert st.subject["spec"]["dense_layers"][0]["units"] == 16 and st.subject["config"]["epochs"] == 1
     assert st.outcome == {}  # nothing produced yet
     assert jobs.latest(session="tab-a").id == st.id
@@ -252,3 +253,16 @@ def test_latest_is_none_once_the_job_folder_is_removed(isolated_dirs):
     assert jobs.latest(None) is None
     with pytest.raises(LabError, match="no job"):
         jobs.status(folder.name)
+
+
+def test_a_batch_over_the_memory_limit_is_refused_before_a_job_starts(isolated_dirs):
+    from mnist_core import cost
+    from mnist_core.spec import ConvBlock
+
+    wide = ModelSpec(kind="cnn", conv_blocks=[ConvBlock(256, 3, padding="same", pooling="none"),
+                                              ConvBlock(256, 3, padding="same", pooling="max")],
+                     dense_layers=[DenseLayer(16)])  # 1.4 M parameters, but 7 MB of activations per image
+    batch = cost.MAX_ACTIVATION_BYTES_PER_BATCH // (cost.estimate(wide).activation_bytes(1)) + 1
+    with pytest.raises(LabError, match=r"GiB of activations, over the lab's limit"):
+        jobs.start_train(wide, TrainConfig(epochs=1, batch_size=int(batch)), "too-wide")
+    assert jobs.all_jobs() == []

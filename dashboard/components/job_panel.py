@@ -15,6 +15,7 @@ from dashboard import charts
 from dashboard.components import messages
 from mnist_core import jobs, registry
 from mnist_core import spec as specs
+from mnist_core.display import markdown_literal
 from mnist_core.errors import LabError
 
 POLL_SECONDS = 1.0
@@ -171,17 +172,17 @@ def show(job: jobs.JobStatus, *, live_extra: Callable[[jobs.JobStatus], None] | 
     if job.state == "done":
         model = outcome.get("model")
         if model and not _model_exists(model):
-            st.info(f"{model} was saved, but it has since been renamed or deleted.")
+            st.info(f"{markdown_literal(model)} was saved, but it has since been renamed or deleted.")
             return
         if model:
             early = " at its best epoch (stopped early, on request)" if outcome.get("stopped_early") else ""
-            st.success(f"Saved as **{model}**{early}.")
+            st.success(f"Saved as **{markdown_literal(model)}**{early}.")
             st.page_link("views/compare.py", label=f"Compare {model} with the other models", icon=":material/compare:")
         else:
-            st.success(f"{title(job)}: {job.message or 'done'}.")
+            st.success(f"{markdown_literal(title(job))}: {markdown_literal(job.message or 'done')}.")
         if result:
             result(job)
     elif job.state == "stopped":
-        st.info(f"{title(job)} was stopped: {job.message or 'nothing was saved'}.")
+        st.info(f"{markdown_literal(title(job))} was stopped: {markdown_literal(job.message or 'nothing was saved')}.")
     else:
-        st.error(f"{title(job)} failed: {job.message or 'see the job log'}")
+        st.error(f"{markdown_literal(title(job))} failed: {markdown_literal(job.message or 'see the job log')}")

@@ -12,6 +12,7 @@ import sys
 
 from mnist_core import fsutil
 from mnist_core.cli import common, download, explore, finetune, models, predict, test, train
+from mnist_core.display import printable
 from mnist_core.errors import LabError
 from mnist_core.tf_quiet import import_tensorflow
 
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args, events) or 0
     except LabError as exc:
         _record(events, exc)
-        print(f"error: {common.first_line(exc)}", file=sys.stderr)
+        print(f"error: {printable(common.first_line(exc))}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt as exc:
         _record(events, exc)
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if said := fsutil.describe_os_error(exc):  # a full disk or a permission: the user's to fix, in words
             _record(events, LabError(said))
-            print(f"error: {said}", file=sys.stderr)
+            print(f"error: {printable(said)}", file=sys.stderr)
             return EXIT_USER_ERROR
         # A bug, not a user mistake: the last resort, still one line, traceback on request.
         _record(events, exc)

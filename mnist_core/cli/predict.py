@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from mnist_core.display import printable
 from mnist_core.errors import LabError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
@@ -80,4 +81,4 @@ def run(args, events) -> None:
         return
     for r in results:
         probs = " ".join(f"{d}:{p:.3f}" for d, p in enumerate(r["probabilities"]))
-        print(f"{r['file']}: {r['prediction']}  ({probs})")
+        print(f"{printable(r['file'])}: {r['prediction']}  ({probs})")

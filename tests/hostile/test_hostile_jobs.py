@@ -55,7 +55,8 @@ def test_case10_stopped_job_is_marked_stopped_and_saves_nothing(isolated_dirs):
 
 
 def test_case10_killed_job_is_failed_and_the_next_job_starts_normally(isolated_dirs, app_page):
-    job = jobs.start_train(TINY, specs.TrainConfig(epochs=5, batch_size=256), "killed-model")
+    tab = "0123456789ab"  # the browser tab that started the jobs (its id rides in the URL across reloads)
+    job = jobs.start_train(TINY, specs.TrainConfig(epochs=5, batch_size=256), "killed-model", session=tab)
     _wait_for(job.id, _mid_epoch)
     os.kill(json.loads((isolated_dirs.parent / "jobs" / job.id / "job.json").read_text())["pid"], signal.SIGKILL)
     deadline = time.monotonic() + 30
@@ -65,17 +66,17 @@ def test_case10_killed_job_is_failed_and_the_next_job_starts_normally(isolated_d
     st = jobs.status(job.id)
     assert st.state == "failed" and "killed or crashed" in st.message
     _nothing_saved(isolated_dirs)
-    at = app_page("views/train.py")  # a fresh session, as after a server restart: the job shows as failed
+    at = app_page("views/train.py", query={"tab": tab})  # a fresh session, as after a reload: shows as failed
     assert not at.exception
     assert any("killed-model failed" in e.value and "killed or crashed" in e.value for e in at.error), at.error
     # The next job starts normally; the page reruns (reads every job) many times mid-epoch; it finishes.
-    nxt = jobs.start_train(TINY, specs.TrainConfig(epochs=2, batch_size=256), "next-model")
+    nxt = jobs.start_train(TINY, specs.TrainConfig(epochs=2, batch_size=256), "next-model", session=tab)
     assert jobs.current().id == nxt.id
     _wait_for(nxt.id, _mid_epoch)
     for _ in range(20):  # what every rerun of the Train page does
-        assert jobs.latest().id == nxt.id
+        assert jobs.latest(tab).id == nxt.id
         assert 0 <= jobs.status(nxt.id).progress()["fraction"] <= 1
-    at = app_page("views/train.py")
+    at = app_page("views/train.py", query={"tab": tab})
     at.run()  # the Train page itself, rerun mid-epoch
     assert not at.exception and not at.error
     assert jobs.status(nxt.id).state in ("running", "done")  # on a fast machine it may have finished already
