@@ -17,7 +17,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mnist_core import fsutil, keras_config
+from mnist_core import fsutil, keras_config, metadata_schema
 from mnist_core.errors import LabError
 from mnist_core.fsutil import exclusive_lock, pid_alive, read_bytes_bounded, write_json_atomic
 from mnist_core.paths import models_dir
@@ -36,8 +36,6 @@ LOCK_FILE = ".lock"
 MAX_METADATA_BYTES = 4 * 1024 * 1024
 DEFAULT_MODEL = "default"
 # Fields pages index without asking, and the type each must have; a metadata.json breaking them is damaged.
-METADATA_TYPES = {"created": str, "spec": dict, "config": dict, "test": dict, "history": list}
-
 
 @dataclass
 class Entry:
@@ -224,28 +222,6 @@ def read_metadata(name: str) -> dict:
     return meta
 
 
-def metadata_problem(meta: dict) -> str:
-    """What is wrong with the fields pages read without asking ('' if nothing): a hand-edited metadata.json
-    whose checksum still matches must cost its own entry, not the page that draws it."""
-    def numbers(value, count: int) -> bool:
-        return isinstance(value, list) and len(value) == count and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-
-    wrong = next((k for k, kind in METADATA_TYPES.items() if k in meta and not isinstance(meta[k], kind)), None)
-    if wrong:
-        return f"{wrong!r} is not a JSON {METADATA_TYPES[wrong].__name__}"
-    test = meta.get("test", {})
-    for key in ("accuracy", "loss"):
-        if key in test and not numbers([test[key]], 1):
-            return f"'test.{key}' is not a number"
-    if "recall" in test and not numbers(test["recall"], 10):
-        return "'test.recall' is not a list of 10 numbers"
-    matrix = test.get("confusion_matrix", [[0] * 10] * 10)
-    if not (isinstance(matrix, list) and len(matrix) == 10 and all(numbers(row, 10) for row in matrix)):
-        return "'test.confusion_matrix' is not 10 rows of 10 numbers"
-    return ""
-
-
 def inspect(name: str) -> Entry:
     folder = models_dir() / name
     if not NAME_RE.fullmatch(name) or not folder.is_dir():
@@ -263,7 +239,7 @@ def inspect(name: str) -> Entry:
         meta = read_metadata(name)
     except LabError as exc:
         return Entry(name, "broken", str(exc).split(": ", 1)[1])
-    if problem := metadata_problem(meta):
+    if problem := metadata_schema.problem(meta):
         return Entry(name, "broken", f"metadata.json: {problem}")
     if model_file.stat().st_size > keras_config.MAX_ARCHIVE_FILE_BYTES:  # checked before hashing it
         return Entry(name, "unsafe", f"model.keras is {model_file.stat().st_size:,} bytes, over the limit of "
