@@ -227,3 +227,13 @@ def test_the_cost_column_states_parameters_flops_and_memory_against_the_limits(o
     assert f"{found.parameters:,} parameters" in line and f"{cost.MAX_PARAMETERS:,}" in line
     assert f"{found.training_flops / 1e6:,.1f} MFLOPs per training image" in line
     assert f"{found.activation_bytes(config.batch_size) / 1024**2:,.1f} MiB of activations per batch" in line
+
+
+def test_a_link_with_a_batch_the_sidebar_cannot_show_is_refused_not_clamped(app_page):
+    from dashboard.components.spec_sidebar import MAX_BATCH, encode_for_url
+
+    spec, config = specs.preset("fast-cnn").copy()
+    config.batch_size = MAX_BATCH + 1
+    at = app_page("views/train.py", clean=True, query={"spec": encode_for_url(spec, config)})
+    assert any(f"batch_size {MAX_BATCH + 1:,} is over the sidebar's limit" in e.value for e in at.error)
+    assert bundle(at) == tuple(specs.preset("mlp-2x128").copy())  # the default, not a clamped copy of the link

@@ -22,6 +22,7 @@ DEFAULT_PRESET = "mlp-2x128"
 CUSTOM = "custom"
 URL_PARAM = "spec"
 MAX_URL_SPEC = 4096  # characters of the encoded spec accepted from a URL, checked before decoding
+MAX_BATCH = 4096  # the batch-size box's bound: a spec from a link or a file beyond it is refused, not clamped
 ss = st.session_state
 
 
@@ -100,7 +101,14 @@ def decode_from_url(text: str) -> tuple[specs.ModelSpec, specs.TrainConfig | Non
             raise LabError("the spec in this link unpacks to more than 64 KB")
     except (binascii.Error, ValueError, zlib.error):
         raise LabError("the spec in this link is not readable (cut short or changed?)") from None
-    return specs.parse_bundle(bundle)
+    return _fits_the_sidebar(*specs.parse_bundle(bundle))
+
+
+def _fits_the_sidebar(spec: specs.ModelSpec, config: specs.TrainConfig | None):
+    """Refuse what the sidebar's boxes could not show (a box would silently clamp it to another value)."""
+    if config is not None and config.batch_size > MAX_BATCH:
+        raise LabError(f"batch_size {config.batch_size:,} is over the sidebar's limit of {MAX_BATCH:,}")
+    return spec, config
 
 
 def _initial() -> tuple[specs.ModelSpec, specs.TrainConfig, str | None]:
@@ -135,7 +143,7 @@ def _on_import() -> None:
     if upload is None:
         return
     try:
-        spec, config = specs.parse_bundle(upload.getvalue())
+        spec, config = _fits_the_sidebar(*specs.parse_bundle(upload.getvalue()))
     except LabError as exc:
         ss.sb_import_error = f"{markdown_literal(upload.name)}: {exc}"
         return
@@ -194,7 +202,7 @@ def spec_editor() -> tuple[specs.ModelSpec, specs.TrainConfig, str | None]:
         a, b = st.columns(2)
         a.selectbox("optimizer", specs.OPTIMIZERS, key="sb_optimizer", on_change=_on_field)
         b.number_input("learning rate", 1e-5, 1.0, step=1e-4, format="%.5f", key="sb_lr", on_change=_on_field)
-        a.number_input("batch size", 1, 4096, step=32, key="sb_batch", on_change=_on_field)
+        a.number_input("batch size", 1, MAX_BATCH, step=32, key="sb_batch", on_change=_on_field)
         b.number_input("epochs", 1, specs.MAX_EPOCHS, key="sb_epochs", on_change=_on_field)
         a.number_input("seed", 0, 2**31 - 1, key="sb_seed", on_change=_on_field)
         b.slider("validation split", 0.0, 0.5, step=0.05, key="sb_val", on_change=_on_field)
