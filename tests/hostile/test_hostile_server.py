@@ -9,6 +9,7 @@ works, and an upload over the lab's 5 MB is refused by the server itself.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import http.client
 import os
 import shutil
@@ -130,11 +131,18 @@ def _handshake_status(port: int, host: str) -> int:
     return status
 
 
+def _run(coroutine):
+    """asyncio.run in a thread of its own: the browser tests' session-wide Playwright keeps an event loop
+    running in the main thread, where asyncio.run refuses to start another."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
 def test_dns_rebinding_gets_no_page_then_no_websocket(served_lab):
     port = served_lab
     lab, evil = f"127.0.0.1:{port}", f"{FOREIGN}:{port}"
     # The very first session can arrive before app.py ever ran (nothing installed yet): its script stops.
-    first = asyncio.run(_session(port, evil))
+    first = _run(_session(port, evil))
     assert first["alerts"] and "not the lab's" in first["alerts"][0], first
     assert not first["headings"], first  # no page drew: not even Home's title
     # From then on Streamlit itself refuses the handshake, before any session exists.
@@ -142,7 +150,7 @@ def test_dns_rebinding_gets_no_page_then_no_websocket(served_lab):
     assert _handshake_status(port, f"{FOREIGN.upper()}.:{port}") == 403  # case and a trailing dot change nothing
     assert _handshake_status(port, lab) == 101
     assert _handshake_status(port, f"localhost:{port}") == 101
-    own = asyncio.run(_session(port, lab))
+    own = _run(_session(port, lab))
     assert "MNIST Model Lab" in own["headings"], own
     assert not any("not the lab's" in a for a in own["alerts"]), own
 
@@ -151,9 +159,9 @@ def test_upload_over_the_labs_limit_is_refused_by_the_server(served_lab):
     """Without config.toml Streamlit would take 200 MB; the app set its own 5 MB, which the route enforces."""
     port = served_lab
     limit = host_guard.MAX_UPLOAD_MB * 1024 * 1024
-    small = asyncio.run(_session(port, f"127.0.0.1:{port}", upload=b"\x89PNG" + bytes(1024)))
+    small = _run(_session(port, f"127.0.0.1:{port}", upload=b"\x89PNG" + bytes(1024)))
     assert small["upload_status"] in (200, 204), small  # the route and its XSRF check work
-    big = asyncio.run(_session(port, f"127.0.0.1:{port}", upload=bytes(limit + 1024 * 1024)))
+    big = _run(_session(port, f"127.0.0.1:{port}", upload=bytes(limit + 1024 * 1024)))
     assert big["upload_status"] == 413, big
 
 
