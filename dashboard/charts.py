@@ -190,17 +190,23 @@ def training_curves(runs: Mapping[str, Sequence[Mapping] | Mapping], metric: str
 
 
 def confusion_matrix(cm, title: str = "", difference: bool = False) -> go.Figure:
-    """Rows true digit, columns predicted. With difference=True, a diverging scale centred on 0 (A minus B)."""
+    """Rows true digit, columns predicted.
+
+    With difference=True, `cm` is compare.a_better_matrix (positive = A better, on and off the diagonal) drawn on
+    a diverging scale centred on 0: blue where A does better, red where B does.
+    """
     cm = np.asarray(cm)
     if difference:
         bound = max(1, int(np.abs(cm).max()))
-        scale = dict(colorscale="RdBu", zmin=-bound, zmax=bound)
+        scale = dict(colorscale="RdBu", zmin=-bound, zmax=bound)  # RdBu runs red (low) to blue (high)
     else:
         # Log-ish colour so the small off-diagonal errors are visible next to ~1000 on the diagonal.
         scale = dict(colorscale="Blues", zmin=0, zmax=float(np.log1p(cm.max())) or 1.0)
     z = cm if difference else np.log1p(cm)
+    hover = ("true %{y}, predicted %{x}: A better by %{customdata}<extra></extra>" if difference
+             else "true %{y}, predicted %{x}: %{customdata}<extra></extra>")
     fig = go.Figure(go.Heatmap(z=z, x=DIGITS, y=DIGITS, text=cm, texttemplate="%{text}", customdata=cm, showscale=False,
-                               hovertemplate="true %{y}, predicted %{x}: %{customdata}<extra></extra>", **scale))
+                               hovertemplate=hover, **scale))
     fig.update_xaxes(title="predicted", type="category", side="bottom")
     fig.update_yaxes(title="true", type="category", autorange="reversed")
     return _layout(fig, 420, title=title or None)

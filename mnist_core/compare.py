@@ -112,6 +112,57 @@ def disagreements(pred_a: np.ndarray, pred_b: np.ndarray, labels: np.ndarray) ->
     return idx[np.argsort(~one_right, kind="stable")]
 
 
+def holm(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjustment: the k-th smallest p (k from 0) times (m - k), kept monotone, capped at 1.
+
+    Rejecting where the adjusted p < alpha keeps the chance of any false "significant" across all pairs <= alpha.
+    """
+    m = len(p_values)
+    adjusted = [0.0] * m
+    running = 0.0
+    for rank, i in enumerate(sorted(range(m), key=lambda i: p_values[i])):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))  # never below a smaller p's adjustment
+        adjusted[i] = running
+    return adjusted
+
+
+def pairwise_mcnemar(predicted: dict[str, np.ndarray], labels: np.ndarray, alpha: float = 0.05) -> list[dict]:
+    """McNemar's exact test for every pair of models (in the given order), Holm-corrected across the pairs."""
+    names = list(predicted)
+    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+    results = [evaluate.mcnemar(predicted[a], predicted[b], labels) for a, b in pairs]
+    adjusted = holm([r["p_value"] for r in results])
+    return [{"model A": a, "model B": b, "only A right": r["only_a_right"], "only B right": r["only_b_right"],
+             "p": r["p_value"], "Holm p": p_holm, "significant": p_holm < alpha}
+            for (a, b), r, p_holm in zip(pairs, results, adjusted, strict=True)]
+
+
+def a_better_matrix(cm_a: np.ndarray, cm_b: np.ndarray) -> np.ndarray:
+    """Confusion-matrix difference where positive always means A did better.
+
+    On the diagonal, A's correct counts minus B's; off it, B's mistakes minus A's (fewer mistakes is better).
+    """
+    cm_a, cm_b = np.asarray(cm_a), np.asarray(cm_b)
+    diff = cm_b - cm_a
+    np.fill_diagonal(diff, np.diag(cm_a) - np.diag(cm_b))
+    return diff
+
+
+def disagreement_page(ids: np.ndarray, page: int, per_page: int = 40) -> np.ndarray:
+    """The ids on one 1-based page; a page past the end is clamped to the last one."""
+    pages = max(1, -(-len(ids) // per_page))
+    page = min(max(1, page), pages)
+    return ids[(page - 1) * per_page: page * per_page]
+
+
+def disagreement_title(label: int, pred_a: int, pred_b: int) -> str:
+    """e.g. "7: A✓ 7 | B✗ 9": the true digit, then each model's answer marked right or wrong."""
+    def mark(pred: int) -> str:
+        return "✓" if pred == label else "✗"
+
+    return f"{label}: A{mark(pred_a)} {pred_a} | B{mark(pred_b)} {pred_b}"
+
+
 def mcnemar_verdict(result: dict, name_a: str, name_b: str, alpha: float = 0.05) -> str:
     a, b, p = result["only_a_right"], result["only_b_right"], result["p_value"]
     if a + b == 0:

@@ -180,3 +180,74 @@ def test_curves_overlay_stored_curves_one_colour_per_model_on_every_chart(regist
     assert not any(t["name"].startswith("old ") for t in curves["data"])  # old models never recorded images seen
     assert curves["layout"]["annotations"][0]["text"] == "no images seen recorded for old"
     assert not at.exception
+
+
+# ---------- three or more models: every pair, and any two up close ----------
+
+
+def plotly_array(value) -> np.ndarray:
+    """A plotly JSON array: a plain list, or numpy's bytes as {"dtype", "bdata", "shape"} (plotly 6+)."""
+    if not isinstance(value, dict):
+        return np.asarray(value)
+    import base64
+
+    data = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+    shape = value.get("shape")
+    return data.reshape([int(n) for n in str(shape).split(",")]) if shape else data
+
+
+def test_three_models_every_pair_tested_and_any_two_up_close(registry_with, full_mnist, open_compare):
+    from dashboard import charts
+    from mnist_core.predict import Predictor
+
+    root = registry_with("tiny", "twin", default=True)
+    set_created(root / "tiny", "2030-01-02 00:00:00")
+    set_created(root / "twin", "2030-01-01 00:00:00")  # newest first: tiny, twin, default
+    at = open_compare()
+    at.multiselect(key="compare_pick").set_value(["tiny", "twin", "default"]).run()
+    assert not at.exception
+
+    preds = {n: evaluate.probabilities(Predictor.load(n).model, full_mnist.x_test).argmax(1)
+             for n in ("tiny", "twin", "default")}
+    table = at.dataframe[2].value
+    assert len(table) == 3
+    assert list(zip(table["model A"], table["model B"], strict=True)) == [
+        ("tiny", "twin"), ("tiny", "default"), ("twin", "default")]
+    pairs = zip(table["model A"], table["model B"], strict=True)
+    raw = [evaluate.mcnemar(preds[a], preds[b], full_mnist.y_test) for a, b in pairs]
+    assert list(table["only B right"]) == [r["only_b_right"] for r in raw]
+    assert list(table["Holm p"]) == pytest.approx(compare.holm([r["p_value"] for r in raw]))
+    assert list(table["significant"]) == ["no", "yes", "yes"]  # identical copies vs the 99% CNN
+
+    def difference_figure():
+        return next(f for f in figures(at) if f["layout"].get("title", {}).get("text", "").startswith("Where "))
+
+    cms = {n: np.asarray(registry.read_metadata(n)["test"]["confusion_matrix"]) for n in preds}
+    assert at.selectbox(key="compare_a").value == "tiny" and at.selectbox(key="compare_b").value == "twin"
+    at.selectbox(key="compare_a").set_value("default")
+    at.selectbox(key="compare_b").set_value("tiny").run()
+    fig = difference_figure()
+    assert fig["layout"]["title"]["text"] == "Where default beats tiny"
+    z = plotly_array(fig["data"][0]["z"])
+    assert (np.diag(z) == np.diag(cms["default"]) - np.diag(cms["tiny"])).all()
+    off = ~np.eye(10, dtype=bool)
+    assert (z[off] == (cms["tiny"] - cms["default"])[off]).all()
+    assert np.diag(z).sum() > 0 and z[off].sum() > 0  # the better model reads positive on and off the diagonal
+    assert any("Positive (blue) everywhere means default did better" in c.value for c in at.caption)
+
+    # The gallery pages through every disagreement, each title marking who was right.
+    ids = compare.disagreements(preds["default"], preds["tiny"], full_mnist.y_test)
+    assert len(ids) > 80
+    assert any(h.value == f"Digits they disagree on ({len(ids)})" for h in at.subheader)
+    at.number_input(key="compare_gallery_page").set_value(2).run()
+    grid = next(f for f in figures(at) if f["layout"].get("annotations") and "A" in f["layout"]["annotations"][0]["text"])
+    y = full_mnist.y_test
+    expected = [charts.inert(compare.disagreement_title(int(y[i]), int(preds["default"][i]), int(preds["tiny"][i])))
+                for i in ids[40:80]]
+    assert [a["text"] for a in grid["layout"]["annotations"]] == expected
+    assert any("✓" in t for t in expected) and any("✗" in t for t in expected)
+
+    at.multiselect(key="compare_pick").set_value(["twin", "default"]).run()  # B's model left: the other one takes it
+    assert not at.exception
+    assert at.selectbox(key="compare_a").value == "default" and at.selectbox(key="compare_b").value == "twin"
+    assert len(at.dataframe[2].value) == 1

@@ -1,4 +1,4 @@
-"""Compare: saved models side by side, from their stored metrics; significance and disagreements for two."""
+"""Compare: saved models side by side, from their stored metrics; significance for every pair; a chosen pair up close."""
 
 import numpy as np
 import pandas as pd
@@ -83,25 +83,62 @@ def _specs(meta: dict[str, dict]) -> None:
     st.dataframe(styler, hide_index=True)
 
 
-def _two_models(a: str, b: str) -> None:
-    st.subheader("Is the difference real? McNemar's exact test")
+GALLERY_PAGE = 40  # disagreement images per gallery page
+
+
+def _predictions(names: list[str]) -> dict[str, np.ndarray] | None:
     try:
-        labels = cache.mnist().y_test
-        pred_a, pred_b = (compare.predictions(cache.test_probabilities(n)) for n in (a, b))
+        return {n: compare.predictions(cache.test_probabilities(n)) for n in names}
     except LabError as exc:
         st.error(str(exc))
-        return
+        return None
+
+
+def _significance(predicted: dict[str, np.ndarray]) -> None:
+    st.subheader("Is each difference real? McNemar's exact test, every pair")
+    rows = compare.pairwise_mcnemar(predicted, cache.mnist().y_test)
+    df = pd.DataFrame(rows)
+    df["significant"] = df["significant"].map({True: "yes", False: "no"})
+    st.dataframe(df.style.format({"p": "{:.3g}", "Holm p": "{:.3g}"}), hide_index=True)
+    st.caption("Only A/B right: test images one model gets right and the other wrong. Holm p corrects for testing "
+               f"{len(rows)} pair{'s' if len(rows) != 1 else ''} at once; significant means Holm p < 0.05.")
+
+
+def _pick_pair(picked: list[str]) -> tuple[str, str]:
+    # A model dropped from the multiselect is replaced by the first picked one the other box does not hold,
+    # so the boxes never hold a stale name and start as the first two picked.
+    for key, other in (("compare_a", "compare_b"), ("compare_b", "compare_a")):
+        if ss.get(key) not in picked:
+            ss[key] = next(n for n in picked if n != ss.get(other))
+    left, right = st.columns(2)
+    return (left.selectbox("Model A", picked, key="compare_a"), right.selectbox("Model B", picked, key="compare_b"))
+
+
+def _two_models(a: str, b: str, matrices: dict[str, np.ndarray], predicted: dict[str, np.ndarray]) -> None:
+    left, right = st.columns([1, 1])
+    left.plotly_chart(charts.confusion_matrix(compare.a_better_matrix(matrices[a], matrices[b]),
+                                              title=f"Where {a} beats {b}", difference=True))
+    left.caption(f"Positive (blue) everywhere means {a} did better: on the diagonal, how many more of that digit "
+                 f"{a} gets right; off it, how many fewer of that mistake {a} makes. Red: {b} did better.")
+    labels = cache.mnist().y_test
+    pred_a, pred_b = predicted[a], predicted[b]
     result = evaluate.mcnemar(pred_a, pred_b, labels)
-    x, y, z = st.columns(3)
-    x.metric(f"Only {a} right", result["only_a_right"])
-    y.metric(f"Only {b} right", result["only_b_right"])
-    z.metric("p-value", f"{result['p_value']:.3g}")
-    st.write(compare.mcnemar_verdict(result, a, b))
+    right.metric(f"Only {a} right", result["only_a_right"])
+    right.metric(f"Only {b} right", result["only_b_right"])
+    right.metric("p-value (this pair alone)", f"{result['p_value']:.3g}")
+    right.write(compare.mcnemar_verdict(result, a, b))
     ids = compare.disagreements(pred_a, pred_b, labels)
     st.subheader(f"Digits they disagree on ({len(ids)})")
-    st.caption(f"Each title: true digit, then {a} | {b}.")
-    shown = ids[:40]
-    titles = [f"{labels[i]}: {pred_a[i]}|{pred_b[i]}" for i in shown]
+    if not len(ids):
+        return
+    pages = -(-len(ids) // GALLERY_PAGE)
+    if ss.get("compare_gallery_page", 1) > pages:
+        ss.compare_gallery_page = pages
+    page = st.number_input(f"Page (of {pages})", min_value=1, max_value=pages, step=1, key="compare_gallery_page")
+    shown = compare.disagreement_page(ids, int(page), GALLERY_PAGE)
+    st.caption(f"Each title: true digit, then A = {a} and B = {b}, each with ✓ right or ✗ wrong. "
+               "Images where one model is right come first.")
+    titles = [compare.disagreement_title(int(labels[i]), int(pred_a[i]), int(pred_b[i])) for i in shown]
     st.plotly_chart(charts.image_grid(cache.mnist().x_test[shown], titles), config={"staticPlot": True})
 
 
@@ -162,20 +199,26 @@ else:
             splits = c3.multiselect("Split", ["train", "validation"], default=["train", "validation"], key="compare_splits")
             st.plotly_chart(charts.training_curves(meta, metric, tuple(splits), x=x, colors=colors))
         st.subheader("Confusion matrices")
+        matrices = {}
         with messages.boundary("The confusion matrices"):
             matrices = {n: np.asarray(meta[n]["test"]["confusion_matrix"]) for n in picked}
             figures = [charts.confusion_matrix(cm, title=n) for n, cm in matrices.items()]
-            if len(picked) == 2:  # the third place in the row shows where the two differ
-                a, b = picked
-                figures.append(charts.confusion_matrix(matrices[a] - matrices[b], title=f"{a} minus {b}", difference=True))
             for start in range(0, len(figures), 3):
                 for col, fig in zip(st.columns(3), figures[start : start + 3], strict=False):
                     col.plotly_chart(fig)
-        if len(picked) == 2:
-            st.caption(f"In the difference, blue on the diagonal: {picked[0]} gets more of that digit right; "
-                       f"blue off it: {picked[0]} makes that mistake more often.")
+        if len(picked) > 1:
+            predicted = None
             with messages.boundary("The significance test"):
-                _two_models(*picked)
+                predicted = _predictions(picked)
+                if predicted is not None:
+                    _significance(predicted)
+            st.subheader("Two models up close")
+            with messages.boundary("The two-model comparison"):
+                a, b = _pick_pair(picked)
+                if a == b:
+                    st.info("Pick two different models as A and B.")
+                elif predicted is not None and len(matrices) == len(picked):
+                    _two_models(a, b, matrices, predicted)
         st.subheader("Per-class accuracy")
         with messages.boundary("The per-class chart"):
             st.plotly_chart(charts.per_class_bars({n: meta[n]["test"]["recall"] for n in picked}, colors=colors))
