@@ -124,7 +124,7 @@ def test_compare_of_two_models_fits(page, app_server, viewport):
     try:
         page.set_viewport_size(viewport)
         app_server.open(page, "/compare")
-        page.get_by_text("Is the difference real?").wait_for(timeout=60_000)
+        page.get_by_text("Is each difference real?").wait_for(timeout=60_000)
         page.wait_for_timeout(1500)
         app_server.wait_idle(page)
         where = f"/compare of two models at {viewport['width']} px"
