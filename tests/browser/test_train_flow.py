@@ -99,6 +99,34 @@ def start(page) -> None:
     page.get_by_test_id("stProgress").wait_for(timeout=60_000)
 
 
+def stop_job(page, app, choice: str) -> None:
+    """Press Stop, then `choice` ("Keep best epoch" or "Discard"), until the job's stop file exists.
+
+    A click that lands while the panel's polling fragment reruns can be dropped by Streamlit on a loaded
+    machine (seen in full-suite runs: the job ran on to its end), so wait for the page to be idle before each
+    click, and press again if the stop was not recorded."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    job = jobs.current()
+    for _ in range(4):
+        if jobs.stop_requested(job.id):
+            return
+        app.wait_idle(page)
+        stop = page.get_by_role("button", name="Stop", exact=True)
+        if stop.count():
+            stop.click()
+        try:
+            page.get_by_role("button", name=choice).wait_for(timeout=30_000)
+            app.wait_idle(page)
+            page.get_by_role("button", name=choice).click(timeout=10_000)
+        except PlaywrightTimeout:
+            continue  # the Stop click was dropped: press it again
+        deadline = time.monotonic() + 10
+        while not jobs.stop_requested(job.id) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    assert jobs.stop_requested(job.id), "Stop was pressed four times and never recorded"
+
+
 @pytest.mark.browser
 def test_train_smallest_mlp_for_one_epoch_then_compare(page, app):
     name = set_up_training(page, app, epochs=1)
@@ -172,8 +200,7 @@ def test_reload_mid_training_keeps_the_spec_and_the_panel_consistent(page, app, 
         screenshot(other, ARTIFACTS / "train_other_session.png")
     finally:
         other.context.close()
-    page.get_by_role("button", name="Stop", exact=True).click()
-    page.get_by_role("button", name="Discard").click()
+    stop_job(page, app, "Discard")
     page.get_by_text(f"Training {name} was stopped").wait_for(timeout=120_000)
 
 
@@ -186,8 +213,7 @@ def test_stop_and_keep_saves_the_best_epoch_so_far(page, app):
     while len(jobs.status(job.id).history) < 2:  # two epochs done: there is a best epoch to keep
         assert jobs.status(job.id).running and time.monotonic() < deadline, jobs.status(job.id).state
         time.sleep(0.5)
-    page.get_by_role("button", name="Stop", exact=True).click()
-    page.get_by_role("button", name="Keep best epoch").click()
+    stop_job(page, app, "Keep best epoch")
     page.get_by_text(f"Saved as {name} at its best epoch").wait_for(timeout=180_000)
     app.wait_idle(page)
     meta = registry.read_metadata(name)
@@ -206,8 +232,7 @@ def test_stop_a_running_job_saves_nothing(page, app):
     screenshot(page, ARTIFACTS / "train_live.png")
     job = jobs.current()
     assert job is not None and job.name == "stop-me"
-    page.get_by_role("button", name="Stop", exact=True).click()
-    page.get_by_role("button", name="Discard").click()
+    stop_job(page, app, "Discard")
     page.get_by_text("Training stop-me was stopped: stopped by request; nothing was saved.").wait_for(timeout=120_000)
     app.wait_idle(page)
     screenshot(page, ARTIFACTS / "train_stopped.png")
