@@ -5,7 +5,15 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import cache, charts
-from dashboard.components import messages, mnist_gate, my_digits_ui
+from dashboard.components import (
+    calibration_view,
+    ensemble_ui,
+    group_view,
+    messages,
+    mnist_gate,
+    my_digits_ui,
+    robustness_view,
+)
 from mnist_core import compare, evaluate, registry
 from mnist_core.display import markdown_literal
 from mnist_core.errors import LabError
@@ -219,10 +227,22 @@ else:
                     st.info("Pick two different models as A and B.")
                 elif predicted is not None and len(matrices) == len(picked):
                     _two_models(a, b, matrices, predicted)
+        st.subheader("Beyond the test set: robustness")
+        with messages.boundary("The robustness view"):
+            robustness_view.render(picked, colors)
+        st.subheader("Calibration: can you trust the confidence?")
+        with messages.boundary("The calibration view"):
+            calibration_view.render(picked, colors)
         st.subheader("Per-class accuracy")
         with messages.boundary("The per-class chart"):
             st.plotly_chart(charts.per_class_bars({n: meta[n]["test"]["recall"] for n in picked}, colors=colors))
         my_digits_ui.compare_section(picked)
+        st.subheader("Seed groups and sweeps")
+        with messages.boundary("The seed groups"):
+            group_view.render(picked, colors)
+        st.subheader("Ensembles")
+        with messages.boundary("The ensemble control"):
+            ensemble_ui.render(picked, colors)
 st.divider()
 st.subheader("Rename or delete")
 _manage(entries)
