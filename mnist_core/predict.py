@@ -6,6 +6,7 @@ with a fixed input signature costs ~2 ms, so every stroke on the canvas uses thi
 
 from __future__ import annotations
 
+import copy
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from mnist_core import registry
+from mnist_core import calibration, registry
 from mnist_core.preprocess import Prepared, to_mnist
 
 
@@ -25,8 +26,12 @@ class Prediction:
 
 
 class Predictor:
-    def __init__(self, model, name: str = ""):
+    """Probabilities from a model; with a temperature T they are softmax(log(p) / T) (calibration.apply_temperature),
+    T = 1 being the model's own. A temperature changes the confidence, never the predicted digit."""
+
+    def __init__(self, model, name: str = "", temperature: float = 1.0):
         self.model, self.name = model, name
+        self.temperature = calibration.check_temperature(temperature)
         self._forward = tf.function(
             lambda x: model(x, training=False),
             input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32)],
@@ -39,6 +44,12 @@ class Predictor:
     def load(cls, name: str) -> Predictor:
         return cls(registry.load(name), name)
 
+    def with_temperature(self, temperature: float) -> Predictor:
+        """This predictor at another temperature, sharing its model and traced function (no new tracing)."""
+        other = copy.copy(self)
+        other.temperature = calibration.check_temperature(temperature)
+        return other
+
     def probabilities(self, inputs: np.ndarray) -> np.ndarray:
         """(N, 28, 28) or (28, 28) floats in [0, 1] -> (N, 10) probabilities."""
         x = np.asarray(inputs, dtype=np.float32).reshape(-1, 28, 28, 1)
@@ -46,8 +57,11 @@ class Predictor:
             with self._lock:
                 out = self._forward(x).numpy()
                 self._warm = True
-                return out
-        return self._forward(x).numpy()
+        else:
+            out = self._forward(x).numpy()
+        if self.temperature == 1.0:
+            return out
+        return calibration.apply_temperature(out, self.temperature).astype(np.float32)
 
     def classify(self, input28: np.ndarray) -> Prediction:
         probs = self.probabilities(input28)[0]
