@@ -12,30 +12,31 @@ import os
 import re
 import shutil
 import time
-import uuid
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mnist_core import fsutil, keras_config, metadata_schema
 from mnist_core.errors import LabError
-from mnist_core.fsutil import exclusive_lock, pid_alive, read_bytes_bounded, write_json_atomic
+from mnist_core.fsutil import read_bytes_bounded, write_json_atomic
 from mnist_core.paths import models_dir
+from mnist_core.registry_fs import (  # LOCK_FILE and TEMP_PREFIX: callers and tests read them as registry.X
+    LOCK_FILE,  # noqa: F401
+    NAME_PATTERN,
+    TEMP_PREFIX,  # noqa: F401
+    move_into_place,
+    registry_lock,
+    remove_entry,
+    sweep_temp,
+    temp_path,
+)
 
 MODEL_FILE = "model.keras"
 METADATA_FILE = "metadata.json"
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+NAME_RE = re.compile(f"^{NAME_PATTERN}$")
 WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
-TEMP_PREFIX = ".tmp-"
-# Temp folders are named .tmp-<pid>-<new|old|del>-<model name>-<random>, so a later listing or save can tell
-# the leftovers of a killed process (its pid is gone) from a save still in flight. Inside a model folder,
-# fsutil.write_json_atomic's temp files (.tmp-metadata.json-<random>) are written under the registry lock,
-# so the sweep, which holds it too, knows any it finds are leftovers.
-TEMP_RE = re.compile(r"^\.tmp-(\d+)-(new|old|del)-([A-Za-z0-9][A-Za-z0-9_-]{0,63})-[0-9a-f]{8}$")
-LOCK_FILE = ".lock"
 MAX_METADATA_BYTES = 4 * 1024 * 1024
 DEFAULT_MODEL = "default"
-# Fields pages index without asking, and the type each must have; a metadata.json breaking them is damaged.
 
 @dataclass
 class Entry:
@@ -120,89 +121,18 @@ def save(name: str, model, metadata: dict, *, overwrite: bool = False) -> Path:
     sweep_temp()
     if target.exists() and not overwrite:
         raise LabError(f"a model named {name!r} already exists; pick another name")
-    tmp = _temp_path(root, "new", name)
+    tmp = temp_path(root, "new", name)
     tmp.mkdir()
     try:
         model.save(tmp / MODEL_FILE)
         meta = dict(metadata, name=name, model_sha256=file_sha256(tmp / MODEL_FILE))
         meta.setdefault("created", time.strftime("%Y-%m-%d %H:%M:%S"))
         (tmp / METADATA_FILE).write_text(json.dumps(meta, indent=1))
-        _move_into_place(tmp, target, overwrite)
+        move_into_place(tmp, target, overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
-
-
-def _move_into_place(tmp: Path, target: Path, overwrite: bool) -> None:
-    # One save at a time moves into place (other processes included), so two racing saves to one name
-    # cannot both win, and neither can clobber the other.
-    with _registry_lock():
-        if not target.exists():
-            os.rename(tmp, target)
-            return
-        if not overwrite:
-            raise LabError(f"a model named {target.name!r} already exists; pick another name")
-        old = _temp_path(target.parent, "old", target.name)
-        os.rename(target, old)
-        try:
-            os.rename(tmp, target)  # a kill right here is repaired by the next sweep: it puts `old` back
-        except OSError:
-            os.rename(old, target)
-            raise
-        _remove(old)
-
-
-def _remove(path: Path) -> None:  # a symbolic link goes itself, never what it points to
-    if path.is_symlink():
-        path.unlink(missing_ok=True)
-    else:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def _temp_path(root: Path, kind: str, name: str) -> Path:
-    return root / f"{TEMP_PREFIX}{os.getpid()}-{kind}-{name}-{uuid.uuid4().hex[:8]}"
-
-
-def _registry_lock():
-    """One writer at a time across processes: saves moving into place, metadata writes, renames, the sweep.
-    Not re-entrant: a holder must not take it again."""
-    return exclusive_lock(models_dir() / LOCK_FILE)
-
-
-def sweep_temp() -> None:
-    """Clear the leftovers of saves, overwrites and deletes whose process died (SIGKILL, power loss).
-
-    A model moved aside by an overwrite that never finished is put back; everything else is removed.
-    Folders of processes still running are left alone. A pid recycled by an unrelated process keeps its
-    leftovers until that process ends: harmless, since listings skip dot-names.
-    """
-    root = models_dir()
-    if not root.is_dir():
-        return
-    try:
-        with _registry_lock():
-            for child in root.iterdir():
-                m = TEMP_RE.match(child.name)
-                if not m:
-                    if NAME_RE.fullmatch(child.name) and child.is_dir() and not child.is_symlink():
-                        _remove_metadata_leftovers(child)
-                    continue
-                if pid_alive(m.group(1)):
-                    continue
-                kind, name = m.group(2), m.group(3)
-                if kind == "old" and not (root / name).exists() and not child.is_symlink():
-                    os.rename(child, root / name)
-                else:
-                    _remove(child)  # a link moved aside is never put back: it would return a deleted model
-    except OSError:
-        pass  # a read-only registry can still be listed
-
-
-def _remove_metadata_leftovers(folder: Path) -> None:
-    for leftover in folder.glob(TEMP_PREFIX + "*"):
-        if leftover.is_file() and not leftover.is_symlink():
-            leftover.unlink(missing_ok=True)
 
 
 def read_metadata(name: str) -> dict:
@@ -341,7 +271,7 @@ def update_metadata(name: str, changes: dict) -> dict:
 
     Read, merge and write happen under the registry lock, so two updates at once both land.
     """
-    with _registry_lock():
+    with registry_lock():
         meta = read_metadata(name)
         meta.update(changes)
         write_json_atomic(model_path(name) / METADATA_FILE, meta)
@@ -354,7 +284,7 @@ def rename(old: str, new: str) -> None:
         raise LabError(f"no model named {old!r}")
     if src.is_symlink():
         raise LabError(f"{old!r} is a symbolic link, not a model folder; the lab never renames through links")
-    with _registry_lock():  # a save moving into `new` meanwhile would be overwritten by os.rename
+    with registry_lock():  # a save moving into `new` meanwhile would be overwritten by os.rename
         if dst.exists():
             raise LabError(f"a model named {new!r} already exists; rename refuses to overwrite")
         try:
@@ -374,6 +304,6 @@ def delete(name: str) -> None:
     if not path.is_dir():
         raise LabError(f"no model named {name!r}")
     # Move aside first so a half-deleted folder is never listed.
-    trash = _temp_path(path.parent, "del", name)
+    trash = temp_path(path.parent, "del", name)
     os.rename(path, trash)
-    _remove(trash)
+    remove_entry(trash)
