@@ -292,14 +292,10 @@ def compute_report(model, mnist: mnist_data.Mnist, configs: Sequence, *, bins: i
     say = on_progress or (lambda fraction, text: None)
     val_idx = validation_indices(configs, len(mnist.x_train))
     fit_it = len(val_idx) >= MIN_VALIDATION_IMAGES
-    val_share = 0.4 if fit_it else 0.0  # of the progress bar
-    if test_probs is None:
-        test_probs = predict_probabilities(model, mnist.x_test, lambda f, t: say(val_share + (0.9 - val_share) * f, t),
-                                           "test images")
-    before = summary(test_probs, mnist.y_test, bins)
+    val_share = 0.4 if fit_it else 0.0  # of the progress bar; the test images take the rest up to 0.9
     report = {"version": REPORT_VERSION, "bins": bins, "test_images": int(len(mnist.y_test)),
               "validation_images": int(len(val_idx)), "temperature": 1.0, "temperature_fitted": False,
-              "validation_nll_before": None, "validation_nll_after": None, "before": before}
+              "validation_nll_before": None, "validation_nll_after": None}
     if fit_it:
         val_probs = predict_probabilities(model, mnist.x_train[val_idx], lambda f, t: say(val_share * f, t),
                                           "validation images")
@@ -314,6 +310,10 @@ def compute_report(model, mnist: mnist_data.Mnist, configs: Sequence, *, bins: i
         report["temperature_note"] = ("not fitted: no validation split recorded for this model" if not len(val_idx)
                                       else f"not fitted: the validation split has only {len(val_idx)} images "
                                            f"(at least {MIN_VALIDATION_IMAGES} needed)")
+    if test_probs is None:
+        test_probs = predict_probabilities(model, mnist.x_test, lambda f, t: say(val_share + (0.9 - val_share) * f, t),
+                                           "test images")
+    report["before"] = summary(test_probs, mnist.y_test, bins)
     say(0.95, "measuring calibration")
     report["after"] = summary(apply_temperature(test_probs, report["temperature"]), mnist.y_test, bins)
     say(1.0, "done")
