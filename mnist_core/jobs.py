@@ -19,7 +19,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mnist_core import fsutil, registry
+from mnist_core import fsutil, groups, registry
 from mnist_core import spec as specs
 from mnist_core.errors import LabError
 from mnist_core.paths import PROJECT_ROOT, jobs_dir
@@ -102,6 +102,9 @@ class JobStatus:
     def progress(self, now: float | None = None) -> dict:
         """Fraction done, epoch, batch, elapsed seconds and an ETA in seconds (None while unknown)."""
         from mnist_core.eta import estimate_remaining
+
+        if "group" in self.subject:  # several runs one after another: groups adds them up (+ "run", "runs")
+            return groups.group_progress(self, now)
 
         start = self.last("start") or {}
         planned = self.subject.get("config", {}).get("epochs", 1) if isinstance(self.subject.get("config"), dict) else 1
@@ -222,20 +225,23 @@ def others_running(session: str | None) -> list[JobStatus]:
 
 
 def start_train(spec: specs.ModelSpec, config: specs.TrainConfig, name: str, *, session: str | None = None,
-                estimate: dict | None = None) -> JobStatus:
+                estimate: dict | None = None, group: dict | None = None) -> JobStatus:
     """Train `spec` with `config` and save it as `name`. `estimate` ({"epoch_seconds", "startup_seconds"}),
-    measured before the start, guides the ETA until the job's own batches say otherwise."""
+    measured before the start, guides the ETA until the job's own batches say otherwise. `group` ({"seeds": N,
+    "vary": "SETTING=V1,V2"}) makes it a seed group or sweep, every run checked first (groups.job_plan)."""
     from mnist_core import cost
     from mnist_core.eta import evaluation_seconds
 
     spec.validate()
     config.validate()
     cost.check(spec, config)  # refused here, in one line, not in a job's log
-    subject = {"spec": specs.to_dict(spec), "config": specs.to_dict(config)}
+    subject, args = {"spec": specs.to_dict(spec), "config": specs.to_dict(config)}, ["train"]
+    if group:
+        subject["group"], args = groups.job_plan(spec, config, name, group)
     if estimate and estimate.get("epoch_seconds") and "eval_seconds" not in estimate:
         train_images = int(specs.TRAIN_SIZE * (1 - config.validation_split))
         estimate = {**estimate, "eval_seconds": evaluation_seconds(estimate["epoch_seconds"], train_images)}
-    return _launch("train", name, ["train"], session=session, subject=subject, estimate=estimate,
+    return _launch("train", name, args, session=session, subject=subject, estimate=estimate,
                    files={"--spec": specs.to_json(spec), "--config": specs.to_json(config)})
 
 
