@@ -6,14 +6,18 @@ split (never the test set): T > 1 softens over-confident answers, T < 1 sharpens
 predicted digit never changes. The lab's models end in softmax, so log(probabilities) serve as logits
 (softmax is shift-invariant: log p differs from the true logits by one constant per image).
 
-A model's report is computed once per model file and cached on disk, keyed by the model's sha256 and
-REPORT_VERSION, under <models dir>/.calibration/ (so tests isolate it through MNIST_MODELS_DIR).
+A model's report is computed once per model file and cached on disk, like robustness results: one JSON file
+named by the sha256 of model.keras in cache_dir() (MNIST_CALIBRATION_DIR, else cache/calibration beside the
+registry folder, so tests isolate it through MNIST_MODELS_DIR), valid for REPORT_VERSION, the bins and the
+data it was measured on (data_key).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -26,7 +30,6 @@ from mnist_core.fsutil import read_bytes_bounded, write_json_atomic
 from mnist_core.paths import models_dir
 
 REPORT_VERSION = "calibration-1"  # bump when the report's content or method changes: old files are recomputed
-CACHE_FOLDER = ".calibration"  # a dot-name: registry listings skip it
 DEFAULT_BINS = 15
 MAX_BINS = 100
 HISTOGRAM_BINS = 20
@@ -239,24 +242,37 @@ def validation_indices(configs: Sequence, train_size: int) -> np.ndarray:
 # ---------- a model's report, cached per model file ----------
 
 
+def cache_dir() -> Path:
+    return Path(os.environ.get("MNIST_CALIBRATION_DIR") or models_dir().parent / "cache" / "calibration")
+
+
 def cache_path(model_sha256: str) -> Path:
     if not (isinstance(model_sha256, str) and len(model_sha256) == 64
             and all(c in "0123456789abcdef" for c in model_sha256)):
         raise LabError(f"model_sha256: not a sha256 hex digest: {str(model_sha256)[:80]!r}")
-    return models_dir() / CACHE_FOLDER / f"{model_sha256}.json"
+    return cache_dir() / f"{model_sha256}.json"
 
 
-def cached_report(model_sha256: str, test_images: int | None = None, bins: int = DEFAULT_BINS) -> dict | None:
-    """The stored report for this model file, or None if there is none (or it is stale, damaged or was
-    computed on a different number of test images or bins)."""
+def data_key(mnist: mnist_data.Mnist) -> str:
+    """Which data a report was measured on: the test images and labels, and the training set's size (the
+    validation split is drawn from it). The fixture and the full set differ; re-running on the same data does not."""
+    digest = hashlib.sha256(np.ascontiguousarray(mnist.x_test).tobytes() + np.ascontiguousarray(mnist.y_test).tobytes())
+    digest.update(str(len(mnist.x_train)).encode())
+    return digest.hexdigest()[:16]
+
+
+def cached_report(model_sha256: str, mnist: mnist_data.Mnist | None = None, bins: int = DEFAULT_BINS) -> dict | None:
+    """The stored report for this model file, or None if there is none, or it is stale or damaged, or was
+    measured with other bins or (when `mnist` is given) on other data. Never computes."""
     path = cache_path(model_sha256)
     try:
         stored = json.loads(read_bytes_bounded(path, MAX_CACHE_BYTES, "calibration report"))
     except (OSError, LabError, ValueError, RecursionError):
-        return None
+        return None  # a missing, damaged or oversized file is only a miss: the report is computed again
     if not (isinstance(stored, dict) and stored.get("version") == REPORT_VERSION
             and stored.get("model_sha256") == model_sha256 and stored.get("bins") == bins
-            and (test_images is None or stored.get("test_images") == test_images)):
+            and isinstance(stored.get("temperature"), (int, float))
+            and (mnist is None or stored.get("data_key") == data_key(mnist))):
         return None
     return stored
 
@@ -293,7 +309,7 @@ def compute_report(model, mnist: mnist_data.Mnist, configs: Sequence, *, bins: i
     val_idx = validation_indices(configs, len(mnist.x_train))
     fit_it = len(val_idx) >= MIN_VALIDATION_IMAGES
     val_share = 0.4 if fit_it else 0.0  # of the progress bar; the test images take the rest up to 0.9
-    report = {"version": REPORT_VERSION, "bins": bins, "test_images": int(len(mnist.y_test)),
+    report = {"version": REPORT_VERSION, "bins": bins, "data_key": data_key(mnist), "test_images": int(len(mnist.y_test)),
               "validation_images": int(len(val_idx)), "temperature": 1.0, "temperature_fitted": False,
               "validation_nll_before": None, "validation_nll_after": None}
     if fit_it:
@@ -331,7 +347,7 @@ def report(name: str, mnist: mnist_data.Mnist, *, model=None, metadata: dict | N
 
     metadata = metadata if metadata is not None else registry.read_metadata(name)
     sha = metadata.get("model_sha256")
-    stored = cached_report(sha, len(mnist.y_test), bins)
+    stored = cached_report(sha, mnist, bins)
     if stored is not None:
         return stored
     configs = [metadata["config"]] if isinstance(metadata.get("config"), dict) else []
@@ -339,7 +355,7 @@ def report(name: str, mnist: mnist_data.Mnist, *, model=None, metadata: dict | N
                               test_probs=test_probs, on_progress=on_progress)
     computed["model_sha256"] = sha
     path = cache_path(sha)
-    try:
+    try:  # another process may write the same report meanwhile: both are whole, either is right
         path.parent.mkdir(parents=True, exist_ok=True)
         write_json_atomic(path, computed)
     except OSError:

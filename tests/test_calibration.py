@@ -148,7 +148,7 @@ def test_report_on_a_real_model_lowers_validation_nll_and_is_cached(registry_wit
     assert rep["after"]["accuracy"] == rep["before"]["accuracy"]
     assert progress and progress[-1] == 1.0 and progress == sorted(progress)
 
-    stored = root / ".calibration" / f"{meta['model_sha256']}.json"
+    stored = root.parent / "cache" / "calibration" / f"{meta['model_sha256']}.json"
     assert json.loads(stored.read_text())["temperature"] == rep["temperature"]
     assert calibration.stored_temperature(meta["model_sha256"]) == rep["temperature"]
     assert "tiny" in [e.name for e in registry.list_models()] and len(registry.list_models()) == 1
@@ -158,6 +158,11 @@ def test_report_on_a_real_model_lowers_validation_nll_and_is_cached(registry_wit
 
     monkeypatch.setattr(calibration, "compute_report", not_again)
     assert calibration.report("tiny", small_mnist) == rep
+    other_data = mnist_data.Mnist(small_mnist.x_train, small_mnist.y_train, small_mnist.x_test[:500],
+                                  small_mnist.y_test[:500], source="half")
+    assert calibration.cached_report(meta["model_sha256"], other_data) is None  # measured on other images
+    stored.write_text("{not json")
+    assert calibration.cached_report(meta["model_sha256"], small_mnist) is None
 
 
 def test_no_validation_split_keeps_temperature_one(small_mnist):
