@@ -180,3 +180,54 @@ def _latency_ms(name: str, stamp: tuple) -> float:
 def latency_ms(name: str) -> float:
     """Mean milliseconds for one single-image prediction through the Predictor, measured once per model file."""
     return _latency_ms(name, model_stamp(name))
+
+
+# ---------- Calibration: Compare's section and Draw's calibrated confidence ----------
+
+
+def verified_metadata(name: str) -> dict:
+    """The metadata of a loadable registry entry: its model_sha256 was checked against model.keras by the
+    (cached) registry listing. Raises LabError for a missing or unloadable entry."""
+    entry = next((e for e in models() if e.name == name), None)
+    if entry is None or not entry.ok:
+        raise LabError(f"model {name!r} cannot be loaded: {entry.reason if entry else 'no such model'}")
+    return entry.metadata
+
+
+def calibration_cached(name: str) -> dict | None:
+    """A model's calibration report if it is on disk for this model file and this MNIST (never computes)."""
+    from mnist_core import calibration
+
+    return calibration.cached_report(verified_metadata(name)["model_sha256"], mnist())
+
+
+def calibration_report(name: str, progress=None) -> dict:
+    """A model's calibration report (mnist_core.calibration.report): read from disk when this model file was
+    measured before, else computed now (its own validation split, then the test set; progress(fraction, text))."""
+    from mnist_core import calibration
+
+    found = calibration_cached(name)
+    if found is not None:
+        return found
+    return calibration.report(name, mnist(), model=predictor(name).model, metadata=verified_metadata(name),
+                              test_probs=test_probabilities(name), on_progress=progress)
+
+
+def calibration_toggle_label(name: str) -> str:
+    """Draw's toggle label: the fitted temperature when it is known, else that it is fitted on first use."""
+    try:
+        found = calibration_cached(name)
+    except LabError:  # e.g. MNIST not downloaded: Draw still works, the toggle then says why when used
+        found = None
+    if found is None:
+        return "Calibrated confidence (temperature fitted on first use)"
+    return f"Calibrated confidence (temperature T={found['temperature']:.2f})"
+
+
+def calibrated_predictor(name: str) -> Predictor:
+    """The cached Predictor at the temperature fitted on the model's own validation split (fitted once per model
+    file, a few seconds, then read from disk). Same model and traced function as predictor(name). Raises
+    LabError (e.g. MNIST is not downloaded)."""
+    with st.spinner("Fitting the confidence temperature on the model's validation split..."):
+        temperature = calibration_report(name)["temperature"]
+    return predictor(name).with_temperature(temperature)
