@@ -170,16 +170,31 @@ def test_probabilities(name: str):
     return _test_probabilities(name, model_stamp(name))
 
 
-@st.cache_data(show_spinner="Timing single-image predictions...", max_entries=16)
-def _latency_ms(name: str, stamp: tuple) -> float:
-    from mnist_core.compare import single_image_latency_ms
-
-    return single_image_latency_ms(predictor(name), mnist().x_test[:50])
+@st.cache_resource
+def _timing_store() -> dict:
+    return {}
 
 
-def latency_ms(name: str) -> float:
-    """Mean milliseconds for one single-image prediction through the Predictor, measured once per model file."""
-    return _latency_ms(name, model_stamp(name))
+TIMING_SETS_KEPT = 32
+
+
+def timings(names: list[str], progress=None) -> dict[str, dict]:
+    """Latency and images/s of the given models, measured together in one interleaved pass (speed.measure) and
+    kept per set of model files, so the page times a set once and shows it instantly afterwards."""
+    from mnist_core import speed
+
+    key = tuple(sorted((n, model_stamp(n)) for n in names))
+    store = _timing_store()
+    if key not in store:
+        measured = speed.measure({n: predictor(n) for n in names}, mnist().x_test, progress=progress)
+        while len(store) >= TIMING_SETS_KEPT:
+            store.pop(next(iter(store)))
+        store[key] = measured
+    return store[key]
+
+
+def timings_cached(names: list[str]) -> bool:
+    return tuple(sorted((n, model_stamp(n)) for n in names)) in _timing_store()
 
 
 # ---------- Calibration: Compare's section and Draw's calibrated confidence ----------

@@ -1,4 +1,4 @@
-"""Side-by-side comparison of saved models: table rows, best values, spec differences, latency, re-evaluation.
+"""Side-by-side comparison of saved models: table rows, real best values, spec differences, pairwise tests, verdict.
 
 Everything here works on stored metadata (so a comparison opens at once) or on a model already loaded;
 the Compare page only draws what these functions return.
@@ -10,26 +10,16 @@ import time
 
 import numpy as np
 
-from mnist_core import evaluate, registry
+from mnist_core import evaluate, registry, speed
 from mnist_core.data import Mnist
 
-# Column -> "max" or "min": which end of the column is best. Columns not listed are not ranked.
-BEST = {
-    "parameters": "min",
-    "train seconds": "min",
-    "test accuracy": "max",
-    "test loss": "min",
-    "macro F1": "max",
-    "latency ms": "min",
-    "eval images/s": "max",
-}
 
-
-def table_rows(metadata: dict[str, dict], latency_ms: dict[str, float] | None = None) -> list[dict]:
-    """One row per model from its stored metadata; latency (ms per single image) is measured by the caller."""
+def table_rows(metadata: dict[str, dict], timings: dict[str, dict] | None = None) -> list[dict]:
+    """One row per model from its stored metadata, plus timings measured side by side (speed.measure)."""
     rows = []
     for name, m in metadata.items():
         test = m.get("test", {})
+        timing = (timings or {}).get(name, {})
         rows.append({
             "model": name,
             "type": m.get("spec", {}).get("kind", ""),
@@ -39,22 +29,48 @@ def table_rows(metadata: dict[str, dict], latency_ms: dict[str, float] | None = 
             "test accuracy": test.get("accuracy"),
             "test loss": test.get("loss"),
             "macro F1": test.get("macro_f1"),
-            "latency ms": (latency_ms or {}).get(name),
-            "eval images/s": m.get("eval_images_per_second"),
+            "latency ms": timing.get("latency ms"),
+            "images/s": timing.get("images/s"),
         })
     return rows
 
 
-def best_rows(rows: list[dict]) -> dict[str, list[int]]:
-    """For each ranked column, the indices of the rows holding its best value (ties all win)."""
+def significant_leader(accuracy: dict[str, float], pairs: list[dict]) -> str | None:
+    """The most accurate model if McNemar (Holm-corrected) finds it better than every other; else None."""
+    if len(accuracy) < 2:
+        return None
+    best = max(accuracy, key=accuracy.get)
+    for row in pairs:
+        if best in (row["model A"], row["model B"]):
+            ahead = row["only A right"] > row["only B right"] if row["model A"] == best else \
+                row["only B right"] > row["only A right"]
+            if not (row["significant"] and ahead):
+                return None
+    return best
+
+
+def best_rows(rows: list[dict], timings: dict[str, dict] | None = None,
+              accuracy_leader: str | None = None) -> dict[str, list[int]]:
+    """For each column with a clear best, the indices of the rows holding it.
+
+    A mark means a real difference: parameters are exact (ties all win); test accuracy is marked only for a
+    significant leader (significant_leader); timings only where the leader's interleaved samples beat every
+    other model's (speed.clear_winner). Train seconds, loss and F1 are never marked: each is one number from
+    one run, with nothing to tell its noise by.
+    """
+    index = {r["model"]: i for i, r in enumerate(rows)}
     marks = {}
-    for column, direction in BEST.items():
-        values = [(i, r.get(column)) for i, r in enumerate(rows) if isinstance(r.get(column), (int, float))]
-        if len(values) < 2:
-            continue
-        pick = max if direction == "max" else min
-        best = pick(v for _, v in values)
-        marks[column] = [i for i, v in values if v == best]
+    params = [(i, r["parameters"]) for i, r in enumerate(rows) if isinstance(r.get("parameters"), int)]
+    if len(params) > 1:
+        fewest = min(v for _, v in params)
+        marks["parameters"] = [i for i, v in params if v == fewest]
+    if accuracy_leader in index:
+        marks["test accuracy"] = [index[accuracy_leader]]
+    for column, higher_is_better in (("latency ms", False), ("images/s", True)):
+        samples = {n: t["samples"][column] for n, t in (timings or {}).items() if n in index}
+        winner = speed.clear_winner(samples, higher_is_better)
+        if winner is not None:
+            marks[column] = [index[winner]]
     return marks
 
 
@@ -88,17 +104,6 @@ def spec_table(metadata: dict[str, dict]) -> tuple[list[dict], list[str]]:
         if len({repr(v) for v in values.values()}) > 1:
             differing.append(key)
     return rows, differing
-
-
-def single_image_latency_ms(predictor, images: np.ndarray, repeats: int = 50) -> float:
-    """Mean wall time of one single-image prediction (what one canvas stroke costs), in milliseconds."""
-    x = images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images
-    for i in range(3):  # warm-up: the first call traces the function
-        predictor.classify(x[i % len(x)])
-    t0 = time.perf_counter()
-    for i in range(repeats):
-        predictor.classify(x[i % len(x)])
-    return (time.perf_counter() - t0) / repeats * 1000
 
 
 def predictions(probs: np.ndarray) -> np.ndarray:
@@ -182,3 +187,56 @@ def reevaluate(name: str, mnist: Mnist) -> dict:
     changes = {"test": test, "eval_images_per_second": len(mnist.x_test) / seconds}
     registry.update_metadata(name, changes)
     return changes
+
+
+def _names(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _digit_gaps(cm_best: np.ndarray, cm_other: np.ndarray, shown: int = 3) -> str:
+    gaps = np.diag(np.asarray(cm_best)) - np.diag(np.asarray(cm_other))
+    order = [int(d) for d in np.argsort(-np.abs(gaps), kind="stable")[:shown] if gaps[d]]
+    more = [f"{d}s ({gaps[d]:+d})" for d in order if gaps[d] > 0]
+    fewer = [f"{d}s ({gaps[d]:+d})" for d in order if gaps[d] < 0]
+    words = []
+    if more:
+        words.append(f"more {_names(more)}")
+    if fewer:
+        words.append(f"fewer {_names(fewer)}")
+    return " and ".join(words)
+
+
+def verdict(accuracy: dict[str, float], pairs: list[dict], matrices: dict[str, np.ndarray]) -> list[str]:
+    """A few plain sentences: which model is best, which differences are significant, and on which digits.
+
+    `pairs` are pairwise_mcnemar rows (Holm-corrected); `matrices` the test confusion matrices.
+    """
+    if len(accuracy) < 2:
+        return []
+    ranked = sorted(accuracy, key=accuracy.get, reverse=True)
+    best, runner_up = ranked[0], ranked[1]
+    sentences = [f"{best} is the most accurate on the 10,000 test digits ({accuracy[best]:.2%})."]
+    beaten, level = [], []
+    for row in pairs:
+        if best not in (row["model A"], row["model B"]):
+            continue
+        other = row["model B"] if row["model A"] == best else row["model A"]
+        best_only = row["only A right"] if row["model A"] == best else row["only B right"]
+        other_only = row["only B right"] if row["model A"] == best else row["only A right"]
+        (beaten if row["significant"] and best_only > other_only else level).append(other)
+    if beaten:
+        sentences.append(f"It is significantly better than {_names(beaten)} (Holm-corrected McNemar, p < 0.05).")
+    if level:
+        sentences.append(f"Its lead over {_names(level)} is within chance: not significant.")
+    others = [r for r in pairs if best not in (r["model A"], r["model B"]) and r["significant"]]
+    for row in others[:3]:
+        winner, loser = ((row["model A"], row["model B"]) if row["only A right"] > row["only B right"]
+                         else (row["model B"], row["model A"]))
+        sentences.append(f"{winner} is also significantly better than {loser}.")
+    if len(others) > 3:
+        sentences.append(f"{len(others) - 3} more pairs differ significantly (see the table).")
+    if best in matrices and runner_up in matrices:
+        gaps = _digit_gaps(matrices[best], matrices[runner_up])
+        if gaps:
+            sentences.append(f"Against {runner_up}, {best} reads {gaps} correctly.")
+    return sentences

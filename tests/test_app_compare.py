@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from mnist_core import compare, evaluate, registry
+from mnist_core.display import markdown_literal
 
 
 @pytest.fixture
@@ -38,11 +39,14 @@ def test_two_models_side_by_side_with_mcnemar(registry_with, full_mnist, open_co
     assert list(table["model"]) == ["tiny", "default"]
     default_meta = registry.read_metadata("default")
     assert table.loc[1, "test accuracy"] == pytest.approx(default_meta["test"]["accuracy"])
-    assert table.loc[1, "eval images/s"] == pytest.approx(default_meta["eval_images_per_second"])
-    assert (table["latency ms"] > 0).all()
+    assert (table["latency ms"] > 0).all() and (table["images/s"] > 0).all()  # measured on the page
 
-    diffs = at.dataframe[1].value  # only the differing spec fields by default
-    assert "spec.kind" in list(diffs["field"]) and "config.seed" in list(diffs["field"])
+    diffs = at.dataframe[1].value  # only the differing aspects by default, in words
+    assert list(diffs["aspect"])[:2] == ["Conv blocks", "Dense layers"]
+    assert diffs.loc[0, "tiny"] == "none" and diffs.loc[0, "default"].startswith("3 conv blocks 16-32-64")
+    assert "Validation and seed" in list(diffs["aspect"])  # seed 1 vs seed 0
+    verdict = [m.value for m in at.markdown if m.value.startswith("- ")]
+    assert verdict[0].startswith("- default is the most accurate") and "significantly better than tiny" in verdict[1]
 
     # McNemar on the real test predictions of both models, as shown.
     only_tiny = next(m for m in at.metric if m.label == "Only tiny right")
@@ -109,13 +113,15 @@ def test_reevaluate_rewrites_the_stored_metrics(registry_with, full_mnist, open_
 # ---------- mnist_core.compare ----------
 
 
-def test_best_rows_pick_the_right_end_of_each_column():
-    rows = [{"model": "a", "test accuracy": 0.98, "test loss": 0.08, "latency ms": 2.0, "parameters": 100},
-            {"model": "b", "test accuracy": 0.99, "test loss": 0.05, "latency ms": 2.0, "parameters": 500}]
-    best = compare.best_rows(rows)
-    assert best["test accuracy"] == [1] and best["test loss"] == [1] and best["parameters"] == [0]
-    assert best["latency ms"] == [0, 1]  # a tie marks both
-    assert "epochs" not in best
+def test_best_marks_only_real_differences():
+    rows = [{"model": "a", "test accuracy": 0.98, "test loss": 0.08, "parameters": 100, "train seconds": 5.0},
+            {"model": "b", "test accuracy": 0.99, "test loss": 0.05, "parameters": 100, "train seconds": 9.0}]
+    fast, slow = [1.0, 1.1, 0.9, 1.0, 1.05, 0.95, 1.0, 1.02, 0.98], [3.0, 3.1, 2.9, 3.0, 3.2, 2.8, 3.0, 3.1, 2.9]
+    timings = {"a": {"samples": {"latency ms": fast, "images/s": [900.0] * 9}},
+               "b": {"samples": {"latency ms": slow, "images/s": [901.0, 899.0] * 4 + [900.0]}}}
+    best = compare.best_rows(rows, timings, accuracy_leader="b")
+    assert best == {"parameters": [0, 1], "test accuracy": [1], "latency ms": [0]}  # images/s: inside the noise
+    assert "test accuracy" not in compare.best_rows(rows, timings, accuracy_leader=None)
 
 
 def test_spec_table_marks_the_differing_fields():
@@ -196,6 +202,10 @@ def plotly_array(value) -> np.ndarray:
     return data.reshape([int(n) for n in str(shape).split(",")]) if shape else data
 
 
+def significance_table(at):
+    return next(d.value for d in at.dataframe if "Holm p" in d.value.columns)
+
+
 def test_three_models_every_pair_tested_and_any_two_up_close(registry_with, full_mnist, open_compare):
     from dashboard import charts
     from mnist_core.predict import Predictor
@@ -209,7 +219,7 @@ def test_three_models_every_pair_tested_and_any_two_up_close(registry_with, full
 
     preds = {n: evaluate.probabilities(Predictor.load(n).model, full_mnist.x_test).argmax(1)
              for n in ("tiny", "twin", "default")}
-    table = at.dataframe[2].value
+    table = significance_table(at)
     assert len(table) == 3
     assert list(zip(table["model A"], table["model B"], strict=True)) == [
         ("tiny", "twin"), ("tiny", "default"), ("twin", "default")]
@@ -218,6 +228,11 @@ def test_three_models_every_pair_tested_and_any_two_up_close(registry_with, full
     assert list(table["only B right"]) == [r["only_b_right"] for r in raw]
     assert list(table["Holm p"]) == pytest.approx(compare.holm([r["p_value"] for r in raw]))
     assert list(table["significant"]) == ["no", "yes", "yes"]  # identical copies vs the 99% CNN
+    verdict = [m.value for m in at.markdown if m.value.startswith("- ")]
+    accuracy = registry.read_metadata("default")["test"]["accuracy"]
+    assert verdict[:2] == ["- " + markdown_literal(s) for s in (
+        f"default is the most accurate on the 10,000 test digits ({accuracy:.2%}).",
+        "It is significantly better than tiny and twin (Holm-corrected McNemar, p < 0.05).")]
 
     def difference_figure():
         return next(f for f in figures(at) if f["layout"].get("title", {}).get("text", "").startswith("Where "))
@@ -250,4 +265,4 @@ def test_three_models_every_pair_tested_and_any_two_up_close(registry_with, full
     at.multiselect(key="compare_pick").set_value(["twin", "default"]).run()  # B's model left: the other one takes it
     assert not at.exception
     assert at.selectbox(key="compare_a").value == "default" and at.selectbox(key="compare_b").value == "twin"
-    assert len(at.dataframe[2].value) == 1
+    assert len(significance_table(at)) == 1

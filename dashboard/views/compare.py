@@ -7,6 +7,7 @@ import streamlit as st
 from dashboard import cache, charts
 from dashboard.components import (
     calibration_view,
+    compare_summary,
     ensemble_ui,
     group_view,
     messages,
@@ -14,15 +15,11 @@ from dashboard.components import (
     my_digits_ui,
     robustness_view,
 )
-from mnist_core import compare, evaluate, registry
+from mnist_core import compare, evaluate, registry, spec_words
 from mnist_core.display import markdown_literal
 from mnist_core.errors import LabError
 
 ss = st.session_state
-BEST_STYLE = "background-color: rgba(33, 195, 84, 0.25); font-weight: bold"
-DIFF_STYLE = "background-color: rgba(255, 189, 69, 0.3)"
-FORMATS = {"train seconds": "{:.1f}", "test accuracy": "{:.2%}", "test loss": "{:.4f}", "macro F1": "{:.4f}",
-           "latency ms": "{:.2f}", "eval images/s": "{:,.0f}", "parameters": "{:,}"}
 
 
 def _forget(name: str) -> None:
@@ -61,36 +58,6 @@ def _reevaluate(names: list[str]) -> None:
     messages.flash("compare", "success", f"Re-evaluated {', '.join(names)} on the 10,000 test images.")
 
 
-def _table(meta: dict[str, dict]) -> pd.DataFrame:
-    latency = {}
-    for name in meta:
-        try:
-            latency[name] = cache.latency_ms(name)
-        except LabError:
-            latency[name] = None
-    rows = compare.table_rows(meta, latency)
-    best = compare.best_rows(rows)
-    df = pd.DataFrame(rows)
-    styler = df.style.format({k: v for k, v in FORMATS.items() if k in df}, na_rep="—")
-    for column, winners in best.items():
-        styler = styler.map(lambda _: BEST_STYLE, subset=pd.IndexSlice[winners, [column]])
-    st.dataframe(styler, hide_index=True)
-    st.caption("Best value in each column in bold green. Latency: one image through the Predictor, mean of 50.")
-    return df
-
-
-def _specs(meta: dict[str, dict]) -> None:
-    rows, differing = compare.spec_table(meta)
-    only = st.checkbox("Only the fields that differ", value=True, key="compare_only_diff")
-    shown = [r for r in rows if r["field"] in differing] if only else rows
-    df = pd.DataFrame([{k: ("—" if v is None else str(v)) for k, v in r.items()} for r in shown])
-    if df.empty:
-        st.caption("The picked models share one spec and config.")
-        return
-    styler = df.style.apply(lambda row: [DIFF_STYLE if row["field"] in differing else ""] * len(row), axis=1)
-    st.dataframe(styler, hide_index=True)
-
-
 GALLERY_PAGE = 40  # disagreement images per gallery page
 
 
@@ -102,9 +69,8 @@ def _predictions(names: list[str]) -> dict[str, np.ndarray] | None:
         return None
 
 
-def _significance(predicted: dict[str, np.ndarray]) -> None:
+def _significance(rows: list[dict]) -> None:
     st.subheader("Is each difference real? McNemar's exact test, every pair")
-    rows = compare.pairwise_mcnemar(predicted, cache.mnist().y_test)
     df = pd.DataFrame(rows)
     df["significant"] = df["significant"].map({True: "yes", False: "no"})
     st.dataframe(df.style.format({"p": "{:.3g}", "Holm p": "{:.3g}"}), hide_index=True)
@@ -178,7 +144,7 @@ if broken:
 if not usable:
     st.info("No saved models to compare yet. Train one on the Train page.")
 else:
-    mnist_gate.available()  # stored metrics show without MNIST; significance and galleries need it
+    have_mnist = mnist_gate.available() is not None  # stored metrics show without MNIST; the rest needs it
     if "compare_pick" not in ss:
         ss.compare_pick = usable[:2]  # the list is newest first
     ss.compare_pick = [n for n in ss.compare_pick if n in usable]
@@ -189,15 +155,25 @@ else:
     else:
         # Each section has its own boundary: a model whose stored metrics are damaged costs one line in the
         # sections that read them, and every other section still draws.
+        predicted, pairs = None, None
+        if have_mnist and len(picked) > 1:
+            with messages.boundary("The significance test"):
+                predicted = _predictions(picked)
+                if predicted is not None:
+                    pairs = compare.pairwise_mcnemar(predicted, cache.mnist().y_test)
         with messages.boundary("The comparison table"):
-            table = _table(meta)
+            table = compare_summary.table(meta, pairs, have_mnist)
             a, b = st.columns([1, 4])
             a.download_button("Download CSV", table.to_csv(index=False), "comparison.csv", "text/csv")
             b.button("Re-evaluate", on_click=_reevaluate, args=(picked,), help="Recompute the stored test metrics.")
+        if pairs:
+            st.subheader("Verdict")
+            with messages.boundary("The verdict"):
+                compare_summary.verdict(meta, pairs)
         if len(picked) > 1:
             st.subheader("Spec and config")
             with messages.boundary("The spec table"):
-                _specs(meta)
+                compare_summary.specs(meta)
         colors = charts.model_colors(picked)  # one colour per model in every chart below
         st.subheader("Training curves")
         with messages.boundary("The training curves"):
@@ -214,19 +190,19 @@ else:
             for start in range(0, len(figures), 3):
                 for col, fig in zip(st.columns(3), figures[start : start + 3], strict=False):
                     col.plotly_chart(fig)
+        if pairs:
+            _significance(pairs)
         if len(picked) > 1:
-            predicted = None
-            with messages.boundary("The significance test"):
-                predicted = _predictions(picked)
-                if predicted is not None:
-                    _significance(predicted)
             st.subheader("Two models up close")
             with messages.boundary("The two-model comparison"):
                 a, b = _pick_pair(picked)
                 if a == b:
                     st.info("Pick two different models as A and B.")
-                elif predicted is not None and len(matrices) == len(picked):
-                    _two_models(a, b, matrices, predicted)
+                else:
+                    st.markdown(f"**{markdown_literal(a)} vs {markdown_literal(b)}:** "
+                                + markdown_literal(spec_words.one_line(meta[a], meta[b])))
+                    if predicted is not None and len(matrices) == len(picked):
+                        _two_models(a, b, matrices, predicted)
         st.subheader("Beyond the test set: robustness")
         with messages.boundary("The robustness view"):
             robustness_view.render(picked, colors)
