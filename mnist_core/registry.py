@@ -2,6 +2,9 @@
 
 A model is a folder <name>/ holding model.keras and metadata.json. The metadata
 records the sha256 of model.keras, so only files the lab wrote itself are loaded.
+An ensemble (mnist_core.ensemble) is a folder holding metadata.json alone, naming its member models by name
+and sha256; it is usable only while every member is, unchanged. A member cannot be deleted or renamed while
+an ensemble names it (delete the ensemble first), so an ensemble never silently loses a member.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ NAME_RE = re.compile(f"^{NAME_PATTERN}$")
 WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
 MAX_METADATA_BYTES = 4 * 1024 * 1024
 DEFAULT_MODEL = "default"
+ENSEMBLE_KIND = "ensemble"  # metadata["kind"] of a metadata-only entry averaging other entries
 
 @dataclass
 class Entry:
@@ -54,7 +58,7 @@ class Entry:
         return {
             "name": self.name,
             "status": self.status,
-            "type": m.get("spec", {}).get("kind", ""),
+            "type": m.get("spec", {}).get("kind", "") or m.get("kind", ""),
             "parameters": m.get("parameters"),
             "test_accuracy": test.get("accuracy"),
             "test_loss": test.get("loss"),
@@ -115,6 +119,19 @@ def save(name: str, model, metadata: dict, *, overwrite: bool = False) -> Path:
 
     A listing never sees a half-written model; a failed save leaves an existing model untouched.
     """
+    def write(tmp: Path) -> dict:
+        model.save(tmp / MODEL_FILE)
+        return dict(metadata, model_sha256=file_sha256(tmp / MODEL_FILE))
+
+    return _save_entry(name, write, overwrite)
+
+
+def save_ensemble(name: str, metadata: dict) -> Path:
+    """Write an ensemble's entry, metadata.json alone, the way `save` writes a model; never overwrites."""
+    return _save_entry(name, lambda tmp: dict(metadata, kind=ENSEMBLE_KIND), overwrite=False)
+
+
+def _save_entry(name: str, write, overwrite: bool) -> Path:
     target = model_path(name)
     root = models_dir()
     root.mkdir(parents=True, exist_ok=True)
@@ -124,8 +141,7 @@ def save(name: str, model, metadata: dict, *, overwrite: bool = False) -> Path:
     tmp = temp_path(root, "new", name)
     tmp.mkdir()
     try:
-        model.save(tmp / MODEL_FILE)
-        meta = dict(metadata, name=name, model_sha256=file_sha256(tmp / MODEL_FILE))
+        meta = dict(write(tmp), name=name)
         meta.setdefault("created", time.strftime("%Y-%m-%d %H:%M:%S"))
         (tmp / METADATA_FILE).write_text(json.dumps(meta, indent=1))
         move_into_place(tmp, target, overwrite)
@@ -161,6 +177,8 @@ def inspect(name: str) -> Entry:
         return Entry(name, "unsafe", f"{links[0]} is a symbolic link; the lab never follows links in saved_models "
                      "(delete removes the link only)")
     model_file = folder / MODEL_FILE
+    if not model_file.exists() and (ensemble := _ensembles().metadata_of(name)):
+        return Entry(name, *_ensembles().member_status(name, ensemble), ensemble)
     if not model_file.is_file():
         return Entry(name, "broken", "no model.keras in the folder")
     if model_file.stat().st_size == 0:
@@ -171,6 +189,8 @@ def inspect(name: str) -> Entry:
         return Entry(name, "broken", str(exc).split(": ", 1)[1])
     if problem := metadata_schema.problem(meta):
         return Entry(name, "broken", f"metadata.json: {problem}")
+    if meta.get("kind") == ENSEMBLE_KIND:
+        return Entry(name, "broken", "an ensemble's folder holds a model.keras; an ensemble keeps no weights")
     if model_file.stat().st_size > keras_config.MAX_ARCHIVE_FILE_BYTES:  # checked before hashing it
         return Entry(name, "unsafe", f"model.keras is {model_file.stat().st_size:,} bytes, over the limit of "
                      f"{keras_config.MAX_ARCHIVE_FILE_BYTES:,}", meta)
@@ -219,6 +239,8 @@ def load(name: str):
     entry = inspect(name)
     if not entry.ok:
         raise LabError(f"cannot load {name!r}: {entry.reason or entry.status}")
+    if entry.metadata.get("kind") == ENSEMBLE_KIND:
+        return _ensembles().build(name, entry.metadata)
     model_file = models_dir() / name / MODEL_FILE
     keras_config.check_plain_keras(model_file)
     try:
@@ -278,10 +300,28 @@ def update_metadata(name: str, changes: dict) -> dict:
     return meta
 
 
+def _ensembles():
+    from mnist_core import ensemble  # imported when needed: it builds on this module
+
+    return ensemble
+
+
+def entry_stamp(name: str) -> tuple:
+    """Changes whenever what `load(name)` would load changes: model.keras, or an ensemble's metadata.json and
+    each member's model.keras. Raises OSError when a file is missing."""
+    folder = model_path(name)
+    files = [folder / MODEL_FILE]
+    if not files[0].exists() and (ensemble := _ensembles().metadata_of(name)):
+        files = [folder / METADATA_FILE] + [model_path(m["name"]) / MODEL_FILE for m in ensemble["members"]]
+    stamps = [(f.stat().st_mtime_ns, f.stat().st_size, f.stat().st_ino) for f in files]
+    return (name, *stamps[0], *stamps[1:])
+
+
 def rename(old: str, new: str) -> None:
     src, dst = model_path(old), model_path(new)
     if not src.is_dir():
         raise LabError(f"no model named {old!r}")
+    _ensembles().refuse_if_member(old, "rename")
     if src.is_symlink():
         raise LabError(f"{old!r} is a symbolic link, not a model folder; the lab never renames through links")
     with registry_lock():  # a save moving into `new` meanwhile would be overwritten by os.rename
@@ -303,6 +343,7 @@ def delete(name: str) -> None:
         return
     if not path.is_dir():
         raise LabError(f"no model named {name!r}")
+    _ensembles().refuse_if_member(name, "delete")
     # Move aside first so a half-deleted folder is never listed.
     trash = temp_path(path.parent, "del", name)
     os.rename(path, trash)

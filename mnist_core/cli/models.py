@@ -1,4 +1,4 @@
-"""`models`: list the registry; rename, delete, or re-import a model."""
+"""`models`: list the registry; rename, delete, or re-import a model; save an ensemble of saved models."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ COLUMNS = ["name", "status", "type", "parameters", "test_accuracy", "epochs", "t
 
 def add_parser(sub) -> None:
     p = sub.add_parser("models", help="list saved models; models rename OLD NEW; models delete NAME; "
-                       "models reimport NAME (accept a model.keras changed outside the lab, after safety checks)")
-    p.add_argument("action", nargs="?", choices=["list", "rename", "delete", "reimport"], default="list")
+                       "models reimport NAME (accept a model.keras changed outside the lab, after safety checks); "
+                       "models ensemble A,B[,...] [--name N] (save their averaged probabilities as one entry)")
+    p.add_argument("action", nargs="?", choices=["list", "rename", "delete", "reimport", "ensemble"], default="list")
     p.add_argument("names", nargs="*")
+    p.add_argument("--name", help="with ensemble: the new entry's name (default: ensemble-A-B-...)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=run)
 
@@ -37,6 +39,9 @@ def run(args, events) -> None:
         meta = registry.reimport(args.names[0])
         print(f"re-imported {args.names[0]}: test accuracy {meta['test']['accuracy']:.4f}, "
               f"sha256 {meta['model_sha256']}")
+    elif args.action == "ensemble":
+        _want(args.names, 1, "models ensemble A,B[,...] [--name N]")
+        _ensemble(args.names[0].split(","), args.name)
     elif args.action == "delete":
         _want(args.names, 1, "models delete NAME")
         registry.delete(args.names[0])
@@ -51,3 +56,17 @@ def run(args, events) -> None:
             print(f"no saved models in {printable(registry.models_dir())}")
         else:  # a folder's name is data: a newline in it must not print a fake row, nor ESC clear the screen
             print_table([{k: printable(v) if isinstance(v, str) else v for k, v in r.items()} for r in rows], COLUMNS)
+
+
+def _ensemble(members: list[str], name: str | None) -> None:
+    from mnist_core import ensemble, registry
+    from mnist_core.tf_quiet import import_tensorflow
+
+    members = [m.strip() for m in members]
+    ensemble.check_members(members)  # bounds and names before TensorFlow loads
+    if name is not None:
+        registry.check_free(registry.check_name(name))
+    import_tensorflow()
+    meta = ensemble.save(members, name)
+    print(f"saved {printable(meta['name'])} ({printable(meta['description'])}): "
+          f"test accuracy {meta['test']['accuracy']:.4f}")
