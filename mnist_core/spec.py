@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from mnist_core.errors import LabError
@@ -19,6 +19,8 @@ SCHEDULES = ("constant", "cosine", "one-cycle")
 POOLINGS = ("max", "avg", "none")
 PADDINGS = ("valid", "same")
 KINDS = ("mlp", "cnn")
+REAL_INPUT = "real-input"
+AUGMENT_LEVELS = (False, True, REAL_INPUT)  # TrainConfig.augment; mnist_core.augment defines what each does
 MAX_EPOCHS = 1000
 TRAIN_SIZE = 60000
 
@@ -137,8 +139,11 @@ class TrainConfig:
                                  0 trains on all of them and reports no validation scores
     seed              0          random seed for the split, shuffling, augmentation and initial weights, a whole
                                  number in [0, 2**31 - 1]; the same spec, config and seed give the same model
-    augment           false      true: small random rotations (up to about 14 degrees) and shifts (up to 8%)
-                                 of the training images
+    augment           false      how training images are varied (mnist_core.augment defines each level):
+                                 false: not at all; true ("light"): small random rotations (up to about 14
+                                 degrees) and shifts (up to 8%); "real-input": rotation up to 22 degrees, scale
+                                 0.7-1.2, slant, shifts up to 4 pixels, elastic distortion, thinner and
+                                 thicker strokes, some blur and noise (what drawings and other writers do)
     patience          0          early stopping: end training once the validation loss has not improved for
                                  this many epochs, and keep the weights of the best epoch; 0 turns it off;
                                  a whole number in [0, 1000]; needs validation_split > 0
@@ -153,7 +158,7 @@ class TrainConfig:
     epochs: int = 5
     validation_split: float = 0.1
     seed: int = 0
-    augment: bool = False
+    augment: bool | str = False
     patience: int = 0
 
     def validate(self, train_size: int = TRAIN_SIZE) -> TrainConfig:
@@ -166,7 +171,8 @@ class TrainConfig:
         _number(self.batch_size, "batch_size", 1, max_batch, integer=True)
         _number(self.epochs, "epochs", 1, MAX_EPOCHS, integer=True)
         _number(self.seed, "seed", 0, 2**31 - 1, integer=True)
-        _check(isinstance(self.augment, bool), "augment must be true or false")
+        _check(isinstance(self.augment, bool) or self.augment == REAL_INPUT,
+               f"augment must be false, true or {REAL_INPUT!r}, got {self.augment!r}"[:120])
         _number(self.patience, "patience", 0, MAX_EPOCHS, integer=True)
         _check(not self.patience or self.validation_split > 0,
                "patience needs a validation split: early stopping watches the validation loss, "
@@ -246,116 +252,17 @@ def parse_bundle(text: str | bytes) -> tuple[ModelSpec, TrainConfig | None]:
     return spec_from_dict(data), None
 
 
-# ---------- presets ----------
+def __getattr__(name: str):
+    # PRESETS and Preset live in mnist_core.presets (which imports this module); older callers reach them here.
+    if name in ("PRESETS", "Preset"):
+        from mnist_core import presets
+
+        return getattr(presets, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-@dataclass(frozen=True)
-class Preset:
-    name: str
-    description: str
-    spec: ModelSpec
-    config: TrainConfig
-    claimed_accuracy: float | None
+def preset(name: str):
+    """The named preset (mnist_core.presets.preset)."""
+    from mnist_core import presets
 
-    def copy(self) -> tuple[ModelSpec, TrainConfig]:
-        return spec_from_dict(to_dict(self.spec)), replace(self.config)
-
-
-def _mlp(*layers: tuple[int, float], activation: str = "relu") -> ModelSpec:
-    return ModelSpec(kind="mlp", dense_layers=[DenseLayer(u, activation, d) for u, d in layers])
-
-
-PRESETS: dict[str, Preset] = {
-    p.name: p
-    for p in [
-        Preset(
-            "mlp-784-dropout",
-            "Flatten, Dense 784 relu, Dropout 0.2, softmax; Adam (the classic 'baseline MLP' Keras tutorial).",
-            _mlp((784, 0.2)),
-            TrainConfig(optimizer="adam", batch_size=200, epochs=10),
-            0.98,
-        ),
-        Preset(
-            "mlp-2x28",
-            "Two hidden layers of 28 relu units; Adam (the small 2-layer MLP from a from-scratch MNIST project).",
-            _mlp((28, 0.0), (28, 0.0)),
-            TrainConfig(optimizer="adam", batch_size=32, epochs=10),
-            0.965,
-        ),
-        Preset(
-            "mlp-2x512-dropout",
-            "2x512 relu with Dropout 0.2 each, RMSprop, 20 epochs (Keras example mnist_mlp.py).",
-            _mlp((512, 0.2), (512, 0.2)),
-            TrainConfig(optimizer="rmsprop", batch_size=128, epochs=20),
-            0.9804,
-        ),
-        Preset(
-            "mlp-2x512",
-            "2x512 relu without dropout, RMSprop, 20 epochs (mnist_mlp.py with the dropout removed).",
-            _mlp((512, 0.0), (512, 0.0)),
-            TrainConfig(optimizer="rmsprop", batch_size=128, epochs=20),
-            0.9836,
-        ),
-        Preset(
-            "cnn-classic",
-            "conv32, conv64, max-pool, Dropout 0.25, dense 128, Dropout 0.5, softmax; Adam, 12 epochs (Keras example mnist_cnn.py).",
-            ModelSpec(
-                kind="cnn",
-                conv_blocks=[ConvBlock(32, 3, pooling="none"), ConvBlock(64, 3, pooling="max", dropout=0.25)],
-                dense_layers=[DenseLayer(128, "relu", 0.5)],
-            ),
-            TrainConfig(optimizer="adam", batch_size=128, epochs=12),
-            0.9925,
-        ),
-        Preset(
-            "mlp-2x128",
-            "2x128 relu, Adam, 3 epochs (the TensorFlow beginner quickstart style MLP).",
-            _mlp((128, 0.0), (128, 0.0)),
-            TrainConfig(optimizer="adam", batch_size=32, epochs=3),
-            0.97,
-        ),
-        Preset(
-            "keras-convnet",
-            "conv32, pool, conv64, pool, flatten, Dropout 0.5, softmax; batch 128, 15 epochs (Keras 'simple MNIST convnet').",
-            ModelSpec(
-                kind="cnn",
-                conv_blocks=[ConvBlock(32, 3), ConvBlock(64, 3, dropout=0.5)],
-                dense_layers=[],
-            ),
-            TrainConfig(optimizer="adam", batch_size=128, epochs=15),
-            0.992,
-        ),
-        Preset(
-            "fast-cnn",
-            "Three cheap 3x3 conv blocks (16, 32, 64 filters, batch-norm, max-pool) and dense 128; Adam with a "
-            "one-cycle schedule over a single epoch. Tuned to reach 99% test accuracy as fast as possible on "
-            "2 CPU cores (benchmarks/time_to_accuracy.py).",
-            ModelSpec(
-                kind="cnn",
-                conv_blocks=[ConvBlock(f, 3, padding="same", pooling="max", batch_norm=True) for f in (16, 32, 64)],
-                dense_layers=[DenseLayer(128, "relu", 0.0)],
-            ),
-            TrainConfig(optimizer="adam", learning_rate=5e-3, schedule="one-cycle", warmup_fraction=0.2,
-                        batch_size=128, epochs=1),
-            0.99,
-        ),
-        Preset(
-            "best-cnn",
-            "Wider batch-norm CNN (32, 64, 128 filters, dense 128 with dropout 0.3), small random shifts and "
-            "rotations, Adam with a 12-epoch one-cycle schedule: 99.5% or better in about 6-7 minutes on 2 cores.",
-            ModelSpec(
-                kind="cnn",
-                conv_blocks=[ConvBlock(f, 3, padding="same", pooling="max", batch_norm=True) for f in (32, 64, 128)],
-                dense_layers=[DenseLayer(128, "relu", 0.3)],
-            ),
-            TrainConfig(optimizer="adam", learning_rate=3e-3, schedule="one-cycle", warmup_fraction=0.2,
-                        batch_size=128, epochs=12, augment=True),
-            0.995,
-        ),
-    ]
-}
-
-
-def preset(name: str) -> Preset:
-    _check(name in PRESETS, f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
-    return PRESETS[name]
+    return presets.preset(name)

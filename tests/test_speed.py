@@ -13,7 +13,7 @@ import pytest
 from mnist_core import data as mnist_data
 from mnist_core import evaluate
 from mnist_core.build import build
-from mnist_core.spec import preset
+from mnist_core.presets import preset
 from mnist_core.train import compile_model, eval_images_per_second, fit, make_dataset
 
 BENCHMARKS = __import__("pathlib").Path(__file__).resolve().parent.parent / "benchmarks"

@@ -1,0 +1,148 @@
+"""Training-time augmentation: the one place that defines what TrainConfig.augment does.
+
+Levels (the values TrainConfig.augment accepts):
+  false         none
+  true          "light": small random rotations (up to about 14 degrees) and shifts (up to 8%), the
+                lab's original setting; the best-cnn preset was measured with it
+  "real-input"  what people's drawings and other writers do to a digit: per image a random rotation
+                (up to 22 degrees), scale (0.7-1.2), slant (shear up to 0.3), shift (up to 4 pixels) and
+                elastic distortion, strokes made thinner or thicker, and sometimes blur or noise
+
+Everything runs as TensorFlow ops on a float batch (N, 28, 28, 1) in [0, 1] inside the tf.data pipeline,
+so it costs a few milliseconds per batch: the geometric steps are one resampling (one combined inverse
+map per image, sampled bilinearly), thickness is a 2x2/3x3 grey dilation or erosion (max-pool).
+"""
+
+from __future__ import annotations
+
+import math
+
+import tensorflow as tf
+
+from mnist_core.spec import AUGMENT_LEVELS as LEVELS
+from mnist_core.spec import REAL_INPUT
+
+MAX_ROTATION_DEGREES = 22.0
+SCALE_RANGE = (0.7, 1.2)  # drawn log-uniformly: as many digits shrunk by x as grown by 1/x
+MAX_SHEAR = 0.3
+MAX_SHIFT_PIXELS = 4.0
+ELASTIC_PIXELS = 1.0  # standard deviation of the coarse displacement field, before smoothing
+ELASTIC_GRID = 4  # the field is drawn on a 4x4 grid and upsampled: smooth, like a hand's wobble
+# Stroke width per image: eroded by 2x2, unchanged, dilated by 2x2, dilated by 3x3.
+THICKNESS_PROBABILITIES = (0.2, 0.4, 0.25, 0.15)
+BLUR_PROBABILITY = 0.15
+NOISE_PROBABILITY = 0.2
+MAX_NOISE_SD = 0.3
+SIZE = 28
+
+
+def check_level(value) -> None:
+    """Raise ValueError unless `value` is one of LEVELS (bools compared as bools, not as 0 and 1)."""
+    if not (isinstance(value, bool) or (isinstance(value, str) and value in LEVELS)):
+        raise ValueError(f"augment must be false, true or {REAL_INPUT!r}, got {value!r}")
+
+
+def make_augmenter(level, seed: int):
+    """A function batch -> augmented batch for `level` (see LEVELS), or None for no augmentation."""
+    check_level(level)
+    if level is False:
+        return None
+    if level is True:
+        import keras
+
+        light = keras.Sequential([
+            keras.layers.RandomRotation(0.04, fill_mode="constant", seed=seed),
+            keras.layers.RandomTranslation(0.08, 0.08, fill_mode="constant", seed=seed + 1),
+        ])
+        return lambda images: light(images, training=True)
+    generator = tf.random.Generator.from_seed(seed)
+    return lambda images: real_input(images, generator)
+
+
+def real_input(images: tf.Tensor, generator: tf.random.Generator) -> tf.Tensor:
+    """The "real-input" level on a float32 batch (N, 28, 28, 1) in [0, 1]; same shape, dtype and range."""
+    images = tf.convert_to_tensor(images, tf.float32)
+    images = change_thickness(images, _categorical(generator, THICKNESS_PROBABILITIES, tf.shape(images)[0]) - 1)
+    images = warp(images, random_source_coordinates(generator, tf.shape(images)[0]))
+    images = _sometimes(generator, BLUR_PROBABILITY, blur(images), images)
+    noise = generator.normal(tf.shape(images)) * generator.uniform([tf.shape(images)[0], 1, 1, 1], 0, MAX_NOISE_SD)
+    images = _sometimes(generator, NOISE_PROBABILITY, images + noise, images)
+    return tf.clip_by_value(images, 0.0, 1.0)
+
+
+def change_thickness(images: tf.Tensor, steps: tf.Tensor) -> tf.Tensor:
+    """Per image: steps -1 erodes strokes by a 2x2 minimum, 0 keeps them, 1 and 2 dilate by a 2x2 or 3x3 maximum."""
+    def grow(x, size):
+        return tf.nn.max_pool2d(x, size, 1, "SAME")
+
+    options = tf.stack([-grow(-images, 2), images, grow(images, 2), grow(images, 3)])  # (4, N, 28, 28, 1)
+    pick = tf.clip_by_value(tf.cast(steps, tf.int32) + 1, 0, 3)
+    return tf.gather(tf.transpose(options, [1, 0, 2, 3, 4]), pick, batch_dims=1)
+
+
+def blur(images: tf.Tensor, sigma: float = 0.8) -> tf.Tensor:
+    """Gaussian blur with a 5x5 kernel (zero beyond the border, like MNIST's background)."""
+    taps = tf.exp(-tf.square(tf.range(-2.0, 3.0)) / (2 * sigma * sigma))
+    kernel = tf.tensordot(taps, taps, axes=0)
+    kernel = (kernel / tf.reduce_sum(kernel))[:, :, None, None]
+    return tf.nn.conv2d(images, kernel, 1, "SAME")
+
+
+def random_source_coordinates(generator: tf.random.Generator, n) -> tf.Tensor:
+    """(n, 28, 28, 2) source (row, col) for every output pixel: the inverse of a random rotation, scale,
+    shear and shift about the image centre, plus a smooth elastic displacement."""
+    angle = generator.uniform([n], -1.0, 1.0) * math.radians(MAX_ROTATION_DEGREES)
+    scale = tf.exp(generator.uniform([n], math.log(SCALE_RANGE[0]), math.log(SCALE_RANGE[1])))
+    shear = generator.uniform([n], -MAX_SHEAR, MAX_SHEAR)
+    shift = generator.uniform([n, 2], -MAX_SHIFT_PIXELS, MAX_SHIFT_PIXELS)
+    coarse = generator.normal([n, ELASTIC_GRID, ELASTIC_GRID, 2]) * ELASTIC_PIXELS
+    elastic = tf.image.resize(coarse, [SIZE, SIZE], method="bicubic")
+    return affine_source_coordinates(angle, scale, shear, shift) + elastic
+
+
+def affine_source_coordinates(angle, scale, shear, shift) -> tf.Tensor:
+    """Where each output pixel comes from when the image is rotated by `angle` (radians, counter-clockwise as
+    seen), scaled by `scale`, slanted by `shear` (top to the right for positive) and then moved by `shift`
+    ((rows, cols) pixels), all about the centre. Shapes: angle, scale, shear (n,), shift (n, 2)."""
+    centre = (SIZE - 1) / 2
+    grid = tf.range(SIZE, dtype=tf.float32) - centre
+    rows, cols = tf.meshgrid(grid, grid, indexing="ij")
+    # Undo the shift, then the rotation and scale, then the shear: output -> source.
+    r = rows[None] - shift[:, 0, None, None]
+    c = cols[None] - shift[:, 1, None, None]
+    cos, sin = tf.cos(angle)[:, None, None], tf.sin(angle)[:, None, None]
+    inv = 1.0 / scale[:, None, None]
+    r_src = (cos * r + sin * c) * inv
+    c_src = (-sin * r + cos * c) * inv
+    c_src = c_src + shear[:, None, None] * r_src
+    return tf.stack([r_src + centre, c_src + centre], axis=-1)
+
+
+def warp(images: tf.Tensor, coordinates: tf.Tensor) -> tf.Tensor:
+    """Bilinear sampling of images (N, 28, 28, 1) at coordinates (N, 28, 28, 2); zero outside the image."""
+    padded = tf.pad(images[..., 0], [[0, 0], [1, 1], [1, 1]])  # index 0 and 29 are the zero border
+    coordinates = tf.clip_by_value(coordinates, -1.0, float(SIZE))
+    top_left = tf.floor(coordinates)
+    frac = coordinates - top_left
+    base = tf.cast(top_left, tf.int32) + 1
+
+    def at(dr, dc):
+        index = tf.clip_by_value(base + [dr, dc], 0, SIZE + 1)
+        return tf.gather_nd(padded, index, batch_dims=1)
+
+    fr, fc = frac[..., 0], frac[..., 1]
+    out = ((1 - fr) * (1 - fc) * at(0, 0) + (1 - fr) * fc * at(0, 1)
+           + fr * (1 - fc) * at(1, 0) + fr * fc * at(1, 1))
+    return out[..., None]
+
+
+def _categorical(generator: tf.random.Generator, probabilities, n) -> tf.Tensor:
+    edges = tf.constant(list(probabilities), tf.float32)
+    edges = tf.math.cumsum(edges)[:-1]
+    draw = generator.uniform([n])
+    return tf.reduce_sum(tf.cast(draw[:, None] >= edges[None], tf.int32), axis=1)
+
+
+def _sometimes(generator: tf.random.Generator, probability: float, changed, unchanged):
+    chosen = generator.uniform([tf.shape(unchanged)[0], 1, 1, 1]) < probability
+    return tf.where(chosen, changed, unchanged)
