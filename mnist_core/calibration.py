@@ -1,15 +1,13 @@
 """Can a model's confidence be trusted? Reliability, ECE, NLL, Brier, and temperature scaling.
 
-Every measure here is of the top label: a model that says "7 at 90%" should be right on 90% of such
-answers. Temperature scaling divides the logits by one number T fitted on the model's own validation
-split (never the test set): T > 1 softens over-confident answers, T < 1 sharpens timid ones, and the
-predicted digit never changes. The lab's models end in softmax, so log(probabilities) serve as logits
-(softmax is shift-invariant: log p differs from the true logits by one constant per image).
+Measures are of the top label: a model saying "7 at 90%" should be right on 90% of such answers. Temperature
+scaling divides the logits by one T fitted on the model's own validation split (never the test set): T > 1
+softens over-confidence, and the predicted digit never changes. The lab's models end in softmax, so log p
+serve as logits (softmax is shift-invariant: log p differs from the logits by one constant per image).
 
-A model's report is computed once per model file and cached on disk, like robustness results: one JSON file
-named by the sha256 of model.keras in cache_dir() (MNIST_CALIBRATION_DIR, else cache/calibration beside the
-registry folder, so tests isolate it through MNIST_MODELS_DIR), valid for REPORT_VERSION, the bins and the
-data it was measured on (data_key).
+A model's report is cached on disk like robustness results: one JSON per model.keras sha256 in cache_dir()
+(MNIST_CALIBRATION_DIR, else cache/calibration beside the registry folder, so tests isolate it through
+MNIST_MODELS_DIR), valid for REPORT_VERSION, the bins and the data measured on (data_key).
 """
 
 from __future__ import annotations
@@ -163,11 +161,14 @@ def logits_from_probabilities(probs) -> np.ndarray:
     return np.log(np.maximum(np.asarray(probs, dtype=np.float64), SMALLEST_PROBABILITY))
 
 
-def softmax(logits) -> np.ndarray:
+def log_softmax(logits) -> np.ndarray:
     z = np.asarray(logits, dtype=np.float64)
     z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def softmax(logits) -> np.ndarray:
+    return np.exp(log_softmax(logits))
 
 
 def check_temperature(temperature: float) -> float:
@@ -187,21 +188,16 @@ def apply_temperature(probs, temperature: float) -> np.ndarray:
 
 
 def _as_logits(values, labels, kind: str) -> tuple[np.ndarray, np.ndarray]:
-    values, labels = check_inputs(values, labels, "logits or probabilities")
     if kind not in ("auto", "probabilities", "logits"):
         raise LabError(f"kind: must be auto, probabilities or logits, got {kind!r}")
     if kind == "probabilities" or (kind == "auto" and looks_like_probabilities(values)):
-        if not looks_like_probabilities(values):
-            raise LabError("probabilities: each row must be in [0, 1] and sum to 1")
+        values, labels = _check_probabilities(values, labels)
         return logits_from_probabilities(values), labels
-    return values, labels
+    return check_inputs(values, labels, "logits")
 
 
 def scaled_nll(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:
-    z = logits / temperature
-    z = z - z.max(axis=1, keepdims=True)
-    log_norm = np.log(np.exp(z).sum(axis=1))
-    return float(np.mean(log_norm - z[np.arange(len(labels)), labels]))
+    return float(-np.mean(log_softmax(logits / temperature)[np.arange(len(labels)), labels]))
 
 
 def fit_temperature(logits_or_probs, labels, kind: str = "auto") -> float:
@@ -308,10 +304,8 @@ def compute_report(model, mnist: mnist_data.Mnist, configs: Sequence, *, bins: i
                    test_probs: np.ndarray | None = None, on_progress: Progress | None = None) -> dict:
     """The calibration report of a model on the test set, before and after temperature scaling (JSON-ready).
 
-    T is fitted on the validation split of `configs` (see validation_indices); with no usable split
-    (validation_split 0, no recorded config, or under MIN_VALIDATION_IMAGES images) T stays 1 and
-    "temperature_note" says why. `test_probs` skips predicting the test set again.
-    """
+    T is fitted on the validation split of `configs` (validation_indices); without a usable split (none
+    recorded, or under MIN_VALIDATION_IMAGES images) T stays 1 and "temperature_note" says why."""
     bins = _check_bins(bins)
     say = on_progress or (lambda fraction, text: None)
     val_idx = validation_indices(configs, len(mnist.x_train))
@@ -331,9 +325,8 @@ def compute_report(model, mnist: mnist_data.Mnist, configs: Sequence, *, bins: i
                       temperature_note=f"fitted on the model's own validation split ({len(val_idx):,} training "
                                        "images it never trained on)")
     else:
-        report["temperature_note"] = ("not fitted: no validation split recorded for this model" if not len(val_idx)
-                                      else f"not fitted: the validation split has only {len(val_idx)} images "
-                                           f"(at least {MIN_VALIDATION_IMAGES} needed)")
+        report["temperature_note"] = (f"not fitted: {len(val_idx)} validation images recorded for this model, "
+                                      f"under the {MIN_VALIDATION_IMAGES} needed")
     if test_probs is None:
         test_probs = predict_probabilities(model, mnist.x_test, lambda f, t: say(val_share + (0.9 - val_share) * f, t),
                                            "test images")
@@ -347,10 +340,7 @@ def compute_report(model, mnist: mnist_data.Mnist, configs: Sequence, *, bins: i
 def report(name: str, mnist: mnist_data.Mnist, *, model=None, metadata: dict | None = None,
            test_probs: np.ndarray | None = None, bins: int = DEFAULT_BINS, on_progress: Progress | None = None) -> dict:
     """A saved model's calibration report, from the disk cache when its model file was measured before.
-
-    `model` and `metadata` default to the registry's (pass them when already loaded). The model's own
-    TrainConfig (metadata["config"]) decides its validation split.
-    """
+    `model` and `metadata` default to the registry's; metadata["config"] decides the validation split."""
     from mnist_core import registry
 
     metadata = metadata if metadata is not None else registry.read_metadata(name)
