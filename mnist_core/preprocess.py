@@ -1,6 +1,9 @@
 """Any image of a digit -> the 28x28 input an MNIST model expects, the way MNIST itself was made:
 grayscale, ink bright on dark, crop to the ink, fit in 20x20 keeping the aspect ratio,
-then centre by centre of mass in 28x28. The steps are returned too, for display."""
+then centre by centre of mass in 28x28. The steps are returned too, for display.
+
+A canvas drawing goes straight to those steps (to_mnist). An uploaded photo or scan first has its digit
+isolated from the paper (isolate.py: lighting, ruled lines, specks; image_to_mnist, photo_to_mnist)."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from PIL import Image, UnidentifiedImageError
 from scipy import ndimage
 
 from mnist_core.errors import LabError
+from mnist_core.isolate import isolate_digit
 
 ALLOWED_FORMATS = ("PNG", "JPEG", "BMP", "GIF")
 MAX_PIXELS = 4096 * 4096  # far above any scan of a digit, far below a decompression bomb
@@ -24,6 +28,7 @@ class Prepared:
     input: np.ndarray | None  # float32 (28, 28) in [0, 1], ink bright; None when there is no digit
     steps: dict[str, np.ndarray] = field(default_factory=dict)  # name -> float image in [0, 1]
     message: str = ""  # why there is no input, for the user
+    marks: int = 1  # separate ink marks of similar size (photos): more than one = several candidate digits
 
     @property
     def empty(self) -> bool:
@@ -89,8 +94,24 @@ def to_gray(image) -> np.ndarray:
 
 
 def to_mnist(image) -> Prepared:
+    """A drawing (canvas, clean digital image) -> the MNIST steps, with nothing removed first."""
     gray = to_gray(image)
-    steps = {"grayscale": gray}
+    return mnist_steps(gray, {"grayscale": gray})
+
+
+def photo_to_mnist(image) -> Prepared:
+    """A photo or scan -> the digit isolated from the paper (isolate.py), then the MNIST steps."""
+    gray = to_gray(image)
+    isolated = isolate_digit(gray)
+    prepared = mnist_steps(isolated.ink, {"grayscale": gray, **isolated.steps})
+    prepared.marks = isolated.marks
+    if prepared.empty:  # blank paper, or nothing but lines and specks
+        prepared.message = "no digit found in the image: upload a photo or scan of one digit"
+    return prepared
+
+
+def mnist_steps(gray: np.ndarray, steps: dict[str, np.ndarray]) -> Prepared:
+    """MNIST's own steps on a float (H, W) image in [0, 1] with the ink bright; `steps` so far are kept."""
     peak = float(gray.max(initial=0.0))
     if peak < 0.2:
         return Prepared(None, steps, "no digit found: draw a digit")
@@ -120,7 +141,7 @@ def image_to_mnist(data: bytes, name: str = "image", keep_steps: bool = True) ->
     """Decode (open_image: size and pixels checked first) and prepare one image file's bytes. Without
     keep_steps only the 28x28 input is kept: a large scan's full-size grayscale step alone is 4 bytes
     per pixel, too much to hold for every file of a batch."""
-    prepared = to_mnist(open_image(data, name))
+    prepared = photo_to_mnist(open_image(data, name))
     if not keep_steps:
         prepared.steps = {}
     return prepared
