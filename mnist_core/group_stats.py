@@ -49,7 +49,8 @@ def _number(value) -> bool:
 
 
 def collect(entries: Iterable[tuple[str, dict]]) -> list[Group]:
-    """The groups among (model name, metadata) pairs, in the order first met; metadata whose "group" or test
+    """The groups among (model name, metadata) pairs, in the order first met, each group's runs in the order
+    they were trained (metadata["group"]["run"]); metadata whose "group" or test
     accuracy is not of the documented shape is left out (hand-edited or foreign files)."""
     found: dict[str, Group] = {}
     for name, meta in entries:
@@ -65,7 +66,13 @@ def collect(entries: Iterable[tuple[str, dict]]) -> list[Group]:
             continue
         group = found.setdefault(gid, Group(gid, str(record.get("name") or gid), kind, setting))
         group.members.append(Member(name, float(test["accuracy"]), record.get("seed"), value, meta))
+    for group in found.values():  # in the order they were trained, whatever order the registry lists them in
+        group.members.sort(key=lambda m: (_run(m.metadata["group"].get("run")), m.name))
     return list(found.values())
+
+
+def _run(number) -> float:
+    return number if isinstance(number, int) and not isinstance(number, bool) else math.inf
 
 
 def describe(numbers: Iterable[float]) -> dict:

@@ -8,6 +8,7 @@ curves. When the job ends the fragment reruns the whole page, which then shows t
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import streamlit as st
 
@@ -35,6 +36,8 @@ def duration(seconds: float | None) -> str:
 
 def title(job: jobs.JobStatus) -> str:
     subject = job.subject
+    if job.kind == "train" and isinstance(subject.get("group"), dict):
+        return f"Training group {job.name} ({subject['group'].get('runs', '?')} runs)"
     return {
         "train": f"Training {job.name}",
         "finetune": f"Fine-tuning {subject.get('parent', '?')} into {job.name}",
@@ -53,7 +56,7 @@ def describe(job: jobs.JobStatus) -> str:
         except (LabError, KeyError, TypeError, ValueError):
             return ""
         return (f"{spec.describe()} · {config.epochs} epoch{'s' if config.epochs != 1 else ''}, batch "
-                f"{config.batch_size}, {config.optimizer} at {config.learning_rate:g}")
+                f"{config.batch_size}, {config.optimizer} at {config.learning_rate:g}" + _group_words(subject))
     if job.kind == "study":
         trials = subject.get("trials", "?")
         return (f"{trials} more trial{'' if trials == 1 else 's'} on {subject.get('workers', 1)} worker(s), "
@@ -61,6 +64,18 @@ def describe(job: jobs.JobStatus) -> str:
     if job.kind == "finetune":
         return f"{subject.get('epochs', 1)} epoch(s) on my digits mixed with MNIST"
     return ""
+
+
+def _group_words(subject: dict) -> str:
+    group = subject.get("group")
+    if not isinstance(group, dict):
+        return ""
+    seeds = group.get("seeds", 1)
+    words = f" · {seeds} seeds each" if seeds != 1 else ""
+    if group.get("setting"):
+        values = ", ".join(str(v) for v in group.get("values") or [])
+        words = f" · varying {group['setting']} over {values}" + words
+    return words
 
 
 def others_note(session: str | None, where=None) -> None:
@@ -76,9 +91,10 @@ def _progress_text(job: jobs.JobStatus, p: dict) -> str:
     last = job.events[-1]["event"] if job.events else None
     if last is None:
         return f"Starting: loading TensorFlow and MNIST... (about {duration(p['eta'])} in all)"
+    run = f"Run {p['run']}/{p['runs']} · " if "run" in p else ""
     if last == "evaluating":
-        return "Evaluating on the 10,000 test images and saving..."
-    return (f"Epoch {p['epoch']}/{p['epochs']} · batch {p['batch']}/{p['steps']} · "
+        return f"{run}Evaluating on the 10,000 test images and saving..."
+    return (f"{run}Epoch {p['epoch']}/{p['epochs']} · batch {p['batch']}/{p['steps']} · "
             f"{duration(p['elapsed'])} elapsed · about {duration(p['eta'])} left")
 
 
@@ -106,6 +122,8 @@ def _live_view(job: jobs.JobStatus, extra: Callable[[jobs.JobStatus], None] | No
         st.progress(p["fraction"], text=_progress_text(job, p))
         # Drawn from the first second, empty until the first batch: the browser loads the chart code while
         # TensorFlow starts, and the axes are fixed so nothing jumps when points arrive.
+        if "run" in p:  # a group's runs one after another: the current run's curves
+            job = replace(job, events=[e for e in job.events if e.get("run") == p["run"]])
         points, epochs = job.curve_points(), p["epochs"]
         left, right = st.columns(2)
         for col, metric in ((left, "loss"), (right, "accuracy")):
@@ -137,7 +155,8 @@ def _stop_controls(job: jobs.JobStatus) -> None:
     if not ss.get(asking):
         st.button("Stop", key=f"stop_{job.id}", on_click=lambda: ss.update({asking: True}))
         return
-    st.caption("Stop now: keep the model as it is at its best epoch so far, or discard it?")
+    group = " (the group's runs already saved stay)" if "group" in job.subject else ""
+    st.caption(f"Stop now: keep the model as it is at its best epoch so far, or discard it?{group}")
     a, b, c = st.columns(3)
     a.button("Keep best epoch", key=f"keep_{job.id}", type="primary", on_click=_stop, args=(job.id, True),
              help="Saved under its name and marked as stopped early. Needs at least one finished epoch.")
@@ -169,7 +188,14 @@ def show(job: jobs.JobStatus, *, live_extra: Callable[[jobs.JobStatus], None] | 
         st.fragment(run_every=POLL_SECONDS)(_live_body)(job.id, live_extra)
         return
     outcome = job.outcome
-    if job.state == "done":
+    if job.state == "done" and "group" in job.subject:
+        saved = (job.last("done") or {}).get("models") or []
+        st.success(f"Saved {len(saved)} runs of group **{markdown_literal(job.name)}**: "
+                   f"{markdown_literal(', '.join(str(n) for n in saved))}.")
+        st.page_link("views/compare.py", label=f"Compare group {job.name}", icon=":material/compare:")
+        if result:
+            result(job)
+    elif job.state == "done":
         model = outcome.get("model")
         if model and not _model_exists(model):
             st.info(f"{markdown_literal(model)} was saved, but it has since been renamed or deleted.")

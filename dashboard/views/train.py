@@ -6,11 +6,14 @@ import streamlit as st
 from dashboard import cache
 from dashboard.components import job_panel, messages, mnist_gate, model_results, spec_sidebar
 from dashboard.components.session import browser_session
-from mnist_core import cost, jobs, registry
+from mnist_core import cost, group_stats, groups, jobs, registry
 from mnist_core import spec as specs
+from mnist_core.display import markdown_literal
 from mnist_core.errors import LabError
 
 ss = st.session_state
+NO_VARY = "nothing"
+EXAMPLES = {int: "32, 128, 512", float: "0, 0.2, 0.5", bool: "true, false"}  # a placeholder per kind of setting
 
 
 def _suggest_name(spec: specs.ModelSpec) -> None:
@@ -21,17 +24,64 @@ def _suggest_name(spec: specs.ModelSpec) -> None:
     ss.train_name_suggested = suggestion
 
 
+def _group_request(spec: specs.ModelSpec) -> dict | None:
+    """What the seed and vary controls ask for, as jobs.start_train's `group` (None: one run)."""
+    request = {"seeds": int(ss.get("train_seeds") or 1)}
+    path = ss.get("train_vary", NO_VARY)
+    if path != NO_VARY and path in groups.settings_of(spec):
+        request["vary"] = f"{path}={ss.get('train_values', '')}"
+    return request if request["seeds"] > 1 or "vary" in request else None
+
+
+def _plan(spec: specs.ModelSpec, config: specs.TrainConfig, request: dict) -> list[groups.Run]:
+    setting, values = groups.parse_vary(request["vary"], spec) if "vary" in request else (None, None)
+    return groups.plan(spec, config, ss.train_name.strip(), seeds=request["seeds"], setting=setting, values=values)
+
+
+def _group_controls(spec: specs.ModelSpec, config: specs.TrainConfig) -> None:
+    a, b = st.columns([2, 3])
+    a.number_input("Repeat with seeds", 1, groups.MAX_SEEDS, key="train_seeds",
+                   help=f"Train the same spec N times with seeds {config.seed}, {config.seed + 1}, ... (at most "
+                        f"{groups.MAX_SEEDS}); Compare shows them as one group with mean ± sd.")
+    options = [NO_VARY, *groups.settings_of(spec)]
+    if ss.get("train_vary") not in options:  # a layer that has since been removed
+        ss.train_vary = NO_VARY
+    b.selectbox("Vary one setting", options, key="train_vary",
+                format_func=lambda p: p if p == NO_VARY else groups.parse_setting(p, spec).label,
+                help=f"Train one run per value (2 to {groups.MAX_VALUES} values; at most {groups.MAX_RUNS} runs with "
+                     "the seeds): what does this setting do?")
+    if ss.train_vary != NO_VARY:
+        setting = groups.parse_setting(ss.train_vary, spec)
+        example = EXAMPLES.get(setting.kind) or ", ".join(setting.kind[:3])
+        st.text_input(f"Values of {setting.label} (now {groups.format_value(setting.current(spec, config))}), "
+                      "separated by commas", key="train_values", placeholder=example, max_chars=200)
+
+
 def _start() -> None:
     try:
         spec, config = spec_sidebar.current()
         estimate = {"epoch_seconds": cache.epoch_seconds(specs.bundle_json(spec, config))}
-        jobs.start_train(spec, config, ss.train_name.strip(), session=browser_session(), estimate=estimate)
+        jobs.start_train(spec, config, ss.train_name.strip(), session=browser_session(), estimate=estimate,
+                         group=_group_request(spec))
     except LabError as exc:
         messages.flash("train_start", "error", str(exc))
 
 
+def _group_results(job: jobs.JobStatus) -> None:
+    names = set((job.last("done") or {}).get("models") or [])
+    found = [e for e in cache.models() if e.ok and e.name in names]
+    for group in group_stats.collect((e.name, e.metadata) for e in found):
+        rows = [{"value": "-" if r["value"] is None else groups.format_value(r["value"]), "runs": r["n"],
+                 "mean": r["mean"], "sd": r["sd"], "min": r["min"], "max": r["max"]} for r in group_stats.rows(group)]
+        st.dataframe(pd.DataFrame(rows), hide_index=True, column_config={
+            k: st.column_config.NumberColumn(format="percent") for k in ("mean", "sd", "min", "max")})
+
+
 def _results(job: jobs.JobStatus) -> None:
-    model_results.show(job.outcome["model"])
+    if "group" in job.subject:
+        _group_results(job)
+    else:
+        model_results.show(job.outcome["model"])
 
 
 st.title("Train")
@@ -82,9 +132,22 @@ with right:
         epochs = f"{config.epochs} epoch{'s' if config.epochs > 1 else ''}"
         st.caption(f"{epochs} ≈ {job_panel.duration(per_epoch['seconds'] * config.epochs)} plus start-up and evaluation")
     _suggest_name(spec)
-    st.text_input("Save as", key="train_name", max_chars=64, help="Letters, digits, '-' or '_'.")
-    st.button("Start training", type="primary", on_click=_start,
-              disabled=bool(job and job.running) or estimated is None)
+    _group_controls(spec, config)
+    st.text_input("Save as", key="train_name", max_chars=64, help="Letters, digits, '-' or '_'; a group's runs "
+                  "add a suffix each (-s1 for seed 1, -dropout0p2 for a value).")
+    request, runs = _group_request(spec), None
+    if request:
+        try:
+            runs = _plan(spec, config, request)
+        except LabError as exc:
+            messages.error(exc)
+    if runs and estimated and not ((job and job.running) or others):
+        total = groups.planned_seconds(runs, spec, per_epoch["seconds"])
+        st.caption(f"{len(runs)} runs ({markdown_literal(runs[0].name)} ... {markdown_literal(runs[-1].name)}) ≈ "
+                   f"{job_panel.duration(total)} of training in all, one after another, plus evaluation of each")
+    label = f"Start {len(runs)} runs" if runs else "Start training"
+    st.button(label, type="primary", on_click=_start,
+              disabled=bool(job and job.running) or estimated is None or bool(request and not runs))
     messages.show("train_start")
     job_panel.others_note(session)
 
