@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from mnist_core.cli import export as export_cli
 from mnist_core.cli.common import print_table
 from mnist_core.display import printable
 from mnist_core.errors import LabError
@@ -14,11 +15,13 @@ COLUMNS = ["name", "status", "type", "parameters", "test_accuracy", "epochs", "t
 def add_parser(sub) -> None:
     p = sub.add_parser("models", help="list saved models; models rename OLD NEW; models delete NAME; "
                        "models reimport NAME (accept a model.keras changed outside the lab, after safety checks); "
-                       "models ensemble A,B[,...] [--name N] (save their averaged probabilities as one entry)")
-    p.add_argument("action", nargs="?", choices=["list", "rename", "delete", "reimport", "ensemble"], default="list")
+                       "models ensemble A,B[,...] [--name N] (save their averaged probabilities as one entry); "
+                       f"{export_cli.USAGE}")
+    p.add_argument("action", nargs="?", choices=["list", "rename", "delete", "reimport", "ensemble", "export"], default="list")
     p.add_argument("names", nargs="*")
     p.add_argument("--name", help="with ensemble: the new entry's name (default: ensemble-A-B-...)")
     p.add_argument("--json", action="store_true")
+    export_cli.add_arguments(p)
     p.set_defaults(run=run)
 
 
@@ -42,6 +45,8 @@ def run(args, events) -> None:
     elif args.action == "ensemble":
         _want(args.names, 1, "models ensemble A,B[,...] [--name N]")
         _ensemble(args.names[0].split(","), args.name)
+    elif args.action == "export":
+        return export_cli.run(args)
     elif args.action == "delete":
         _want(args.names, 1, "models delete NAME")
         registry.delete(args.names[0])
