@@ -11,7 +11,7 @@ from PIL import Image
 from dashboard import cache, charts
 from dashboard.components import messages
 from dashboard.components.page_state import sticky
-from mnist_core import evaluate, inspect, preprocess, registry
+from mnist_core import ensemble, evaluate, inspect, preprocess, registry
 from mnist_core.display import markdown_literal
 
 NEIGHBOUR_POOL = 10000  # training images indexed for neighbours: ~1 s to embed with a CNN, all 60,000 take ~6x longer
@@ -135,6 +135,10 @@ try:
     mnist = cache.mnist()
     with st.sidebar:
         name = st.selectbox("Model", names, key=sticky("inspect_model", names[0], names))
+    if members := ensemble.metadata_of(name).get("members"):  # no single layer stack to look inside
+        st.info(f"{markdown_literal(name)} is an ensemble (the mean of "
+                f"{markdown_literal(', '.join(m['name'] for m in members))}): pick one of its members to look inside.")
+        st.stop()
     stamp = cache.model_stamp(name)
     insp = _inspector(name, stamp)
     input28, caption = pick_input(mnist, name)
