@@ -109,8 +109,8 @@ def rotate_by(images: np.ndarray, degrees: np.ndarray) -> np.ndarray:
     r, c = _grid(len(images))
     y, x = r - CENTRE, c - CENTRE
     # Inverse map: the source of an output pixel is the pixel turned back by theta.
-    rows = CENTRE + np.cos(theta) * y - np.sin(theta) * x
-    cols = CENTRE + np.sin(theta) * y + np.cos(theta) * x
+    rows = CENTRE + np.cos(theta) * y + np.sin(theta) * x
+    cols = CENTRE - np.sin(theta) * y + np.cos(theta) * x
     return warp(images, rows, cols)
 
 
