@@ -246,3 +246,21 @@ def calibrated_predictor(name: str) -> Predictor:
     with st.spinner("Fitting the confidence temperature on the model's validation split..."):
         temperature = calibration_report(name)["temperature"]
     return predictor(name).with_temperature(temperature)
+
+
+# ---------- robustness (Compare) ----------
+
+
+@st.cache_data(show_spinner="Drawing one digit through every robustness ladder...", max_entries=8)
+def _robustness_examples(name: str, stamp: tuple) -> dict:
+    from mnist_core import robustness
+
+    m = mnist()
+    i = robustness.example_index(m)
+    return robustness.examples(m.x_test[i], int(m.y_test[i]), model=predictor(name).model)
+
+
+def robustness_examples(name: str) -> dict:
+    """{perturbation: [28x28 uint8 per level]}: one test digit through every ladder, FGSM and PGD against
+    `name`'s own gradient; computed once per model file. Raises LabError."""
+    return _robustness_examples(name, model_stamp(name))
