@@ -283,7 +283,10 @@ def reimport(name: str, mnist=None) -> dict:
 
 
 def load_entry(name: str) -> tuple:
-    """(model, metadata) for a loadable model."""
+    """(model, metadata) of a saved model, for work on a copy of its weights (fine-tuning): an ensemble, which
+    has no weights of its own, is refused."""
+    if _ensembles().metadata_of(name):
+        raise LabError(f"{name!r} is an ensemble and has no weights of its own; use one of its members")
     model = load(name)
     return model, read_metadata(name)
 

@@ -188,3 +188,20 @@ def test_cli_saves_an_ensemble_and_bad_input_exits_2(registry_with):
     assert good.returncode == 0, good.stderr
     assert "saved pair (ensemble of tiny, default): test accuracy" in good.stdout
     assert registry.inspect("pair").ok
+
+
+def test_an_ensemble_is_not_a_model_to_fine_tune(tiny_and_default):
+    with pytest.raises(LabError, match="'both' is an ensemble and has no weights of its own"):
+        registry.load_entry("both")
+    model, meta = registry.load_entry("tiny")
+    assert meta["name"] == "tiny" and model.output_shape == (None, 10)
+
+
+def test_the_predictor_uses_an_ensemble_like_any_model(tiny_and_default, small_mnist):
+    from mnist_core.predict import Predictor
+
+    x = small_mnist.x_test[:20]
+    predictor = Predictor.load("both")
+    np.testing.assert_allclose(predictor.probabilities(x / 255.0), evaluate.probabilities(registry.load("both"), x),
+                               atol=1e-5)
+    assert predictor.classify(x[0] / 255.0).digit == int(evaluate.probabilities(registry.load("both"), x[:1]).argmax())
