@@ -102,6 +102,12 @@ def member_status(name: str, meta: dict) -> tuple[str, str]:
     return "ok", ""
 
 
+def member_configs(meta: dict) -> list[dict]:
+    """Each member's stored training config (for the validation images none of them trained on)."""
+    configs = [registry.read_metadata(m["name"]).get("config") for m in meta.get("members") or []]
+    return [c for c in configs if isinstance(c, dict)]
+
+
 def ensembles_using(name: str) -> list[str]:
     """The ensembles that name `name` as a member."""
     root = models_dir()

@@ -205,3 +205,9 @@ def test_the_predictor_uses_an_ensemble_like_any_model(tiny_and_default, small_m
     np.testing.assert_allclose(predictor.probabilities(x / 255.0), evaluate.probabilities(registry.load("both"), x),
                                atol=1e-5)
     assert predictor.classify(x[0] / 255.0).digit == int(evaluate.probabilities(registry.load("both"), x[:1]).argmax())
+
+
+def test_member_configs_are_the_members_own(tiny_and_default):
+    configs = ensemble.member_configs(registry.read_metadata("both"))
+    assert configs == [registry.read_metadata("tiny")["config"], registry.read_metadata("default")["config"]]
+    assert configs[0] != configs[1]  # each member its own, not one copied
