@@ -41,7 +41,9 @@ def reliability_diagram(bins_by_model: Mapping[str, Sequence[Mapping]], colors: 
                           "(%{customdata[0]:,} images)<extra>" + inert(name) + "</extra>"))
     fig.update_xaxes(title="confidence in the top label", range=[0, 1.01], tickformat=".0%")
     fig.update_yaxes(title="how often it was right", range=[0, 1.01], tickformat=".0%")
-    return _layout(fig, 380, title=title or None, legend=dict(orientation="h", y=1.12))
+    # The legend sits between the title and the plot: models can be many, and the title must stay readable.
+    return _layout(fig, 420, title=title or None, margin=dict(l=10, r=10, t=70, b=10),
+                   legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
 
 
 def confidence_histogram(histograms: Mapping, title: str = "") -> go.Figure:
@@ -59,4 +61,5 @@ def confidence_histogram(histograms: Mapping, title: str = "") -> go.Figure:
             hovertemplate=f"{label}: " + "%{y:.1%} (%{customdata:,.0f} images) near %{x:.0%}<extra></extra>"))
     fig.update_xaxes(title="confidence in the top label", range=[0, 1], tickformat=".0%")
     fig.update_yaxes(title="share of answers", tickformat=".0%")
-    return _layout(fig, 260, title=title or None, barmode="overlay", legend=dict(orientation="h", y=1.25))
+    return _layout(fig, 280, title=title or None, barmode="overlay", margin=dict(l=10, r=10, t=60, b=10),
+                   legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
