@@ -18,6 +18,7 @@ import hashlib
 import re
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -100,6 +101,13 @@ def member_status(name: str, meta: dict) -> tuple[str, str]:
             return "modified", (f"member {member_name!r} changed since the ensemble was saved (checksum differs); "
                                 "save the ensemble again")
     return "ok", ""
+
+
+def member_files(name: str, meta: dict) -> list[Path]:
+    """The model files an ensemble averages (registry.entry_stamp stats them); LabError for a damaged list."""
+    if problem := members_problem(meta):
+        raise LabError(f"{name}: metadata.json: {problem}")
+    return [registry.model_path(m["name"]) / registry.MODEL_FILE for m in meta["members"]]
 
 
 def member_configs(meta: dict) -> list[dict]:

@@ -315,7 +315,7 @@ def entry_stamp(name: str) -> tuple:
     folder = model_path(name)
     files = [folder / MODEL_FILE]
     if not files[0].exists() and (ensemble := _ensembles().metadata_of(name)):
-        files = [folder / METADATA_FILE] + [model_path(m["name"]) / MODEL_FILE for m in ensemble["members"]]
+        files = [folder / METADATA_FILE, *_ensembles().member_files(name, ensemble)]
     stamps = [(f.stat().st_mtime_ns, f.stat().st_size, f.stat().st_ino) for f in files]
     return (name, *stamps[0], *stamps[1:])
 

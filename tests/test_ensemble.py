@@ -122,6 +122,10 @@ def test_entry_stamp_follows_the_members(tiny_and_default):
     registry.save("tiny", registry.load("tiny"), {}, overwrite=True)
     assert registry.entry_stamp("both") != before
     assert registry.entry_stamp("tiny")[0] == "tiny"
+    path = registry.models_dir() / "both" / "metadata.json"
+    path.write_text(json.dumps(dict(json.loads(path.read_text()), members="tiny")))
+    with pytest.raises(LabError, match="both: metadata.json: 'members' is not a list"):
+        registry.entry_stamp("both")
 
 
 @pytest.mark.parametrize("members, fragment", [
