@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from contextlib import contextmanager
 from importlib import metadata as package_metadata
 from pathlib import Path
@@ -67,7 +68,8 @@ def write_converted(model, fmt: str, path: Path, label: str) -> None:
     `label` names the model in a failure."""
     model(np.zeros((1, 28, 28, 1), np.float32), training=False)  # the ONNX exporter refuses a never-called model
     try:
-        with quiet_native_output():
+        with quiet_native_output(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # Keras's numpy-2 patch of tf2onnx probes np.object
             if fmt == "onnx":
                 model.export(str(path), format="onnx", verbose=False, opset_version=OPSET)
             else:
