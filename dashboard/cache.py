@@ -210,22 +210,24 @@ def verified_metadata(name: str) -> dict:
 
 
 def calibration_cached(name: str) -> dict | None:
-    """A model's calibration report if it is on disk for this model file and this MNIST (never computes)."""
-    from mnist_core import calibration
+    """A model's calibration report if it is on disk for this model file, this MNIST and its validation split
+    (never computes)."""
+    from mnist_core import calibration_report as reports
 
-    return calibration.cached_report(verified_metadata(name)["model_sha256"], mnist())
+    meta = verified_metadata(name)
+    return reports.cached_report(meta["model_sha256"], mnist(), configs=reports.training_configs(meta))
 
 
 def calibration_report(name: str, progress=None) -> dict:
-    """A model's calibration report (mnist_core.calibration.report): read from disk when this model file was
-    measured before, else computed now (its own validation split, then the test set; progress(fraction, text))."""
-    from mnist_core import calibration
+    """A model's calibration report (mnist_core.calibration_report.report): read from disk when this model file
+    was measured before, else computed now (its own validation split, then the test set; progress(fraction, text))."""
+    from mnist_core import calibration_report as reports
 
     found = calibration_cached(name)
     if found is not None:
         return found
-    return calibration.report(name, mnist(), model=predictor(name).model, metadata=verified_metadata(name),
-                              test_probs=test_probabilities(name), on_progress=progress)
+    return reports.report(name, mnist(), model=predictor(name).model, metadata=verified_metadata(name),
+                          test_probs=test_probabilities(name), on_progress=progress)
 
 
 def calibration_toggle_label(name: str) -> str:

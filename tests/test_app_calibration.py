@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from mnist_core import calibration, evaluate, registry
+from mnist_core import calibration, calibration_report, evaluate, registry
 from mnist_core import data as mnist_data
 
 
@@ -57,7 +57,7 @@ def test_compare_shows_calibration_of_three_models(registry_with, full_mnist, ap
     def not_again(*args, **kwargs):
         raise AssertionError("calibration computed again")
 
-    monkeypatch.setattr(calibration, "compute_report", not_again)
+    monkeypatch.setattr(calibration_report, "compute_report", not_again)
     at.radio(key="calibration_scaled").set_value("after").run()
     assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
     assert calibration_table(at).set_index("model").loc["default", "temperature T"] == row["temperature T"]
@@ -94,7 +94,7 @@ def test_draw_calibrated_predictor(registry_with, full_mnist):
     registry_with("tiny")
     assert cache.calibration_toggle_label("tiny") == "Calibrated confidence (temperature fitted on first use)"
     calibrated = cache.calibrated_predictor("tiny")
-    report = calibration.cached_report(registry.read_metadata("tiny")["model_sha256"], full_mnist)
+    report = calibration_report.cached_report(registry.read_metadata("tiny")["model_sha256"], full_mnist)
     assert calibrated.temperature == report["temperature"] != 1.0
     assert cache.calibration_toggle_label("tiny") == f"Calibrated confidence (temperature T={report['temperature']:.2f})"
     x = mnist_data.normalise(full_mnist.x_test[:5])[..., 0]

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from mnist_core import calibration, evaluate, registry
+from mnist_core import calibration, calibration_report, evaluate, registry
 from mnist_core import data as mnist_data
 from mnist_core.errors import LabError
 
@@ -95,7 +95,7 @@ def test_temperature_changes_confidence_not_the_answer():
     (lambda: calibration.brier(np.full((2, 10), 0.5), [0, 1]), "sum to 1"),
     (lambda: calibration.reliability(np.full((2, 10), 0.1), [0, 1], bins=0), "bins"),
     (lambda: calibration.apply_temperature(np.full((1, 10), 0.1), 50), "temperature"),
-    (lambda: calibration.cache_path("../x"), "sha256"),
+    (lambda: calibration_report.cache_path("../x"), "sha256"),
 ])
 def test_bad_input_is_one_clear_line(call, words):
     with pytest.raises(LabError, match=words.replace("(", r"\(").replace(")", r"\)")):
@@ -135,7 +135,7 @@ def test_report_on_a_real_model_lowers_validation_nll_and_is_cached(registry_wit
     meta = registry.read_metadata("tiny")
     model = registry.load("tiny")
     progress = []
-    rep = calibration.report("tiny", small_mnist, on_progress=lambda f, t: progress.append(f))
+    rep = calibration_report.report("tiny", small_mnist, on_progress=lambda f, t: progress.append(f))
     assert rep["temperature_fitted"] and rep["validation_images"] == 200
     assert rep["validation_nll_after"] < rep["validation_nll_before"]
     # Independent check: the NLL on the model's own validation images, recomputed here, at T and at 1.
@@ -150,19 +150,41 @@ def test_report_on_a_real_model_lowers_validation_nll_and_is_cached(registry_wit
 
     stored = root.parent / "cache" / "calibration" / f"{meta['model_sha256']}.json"
     assert json.loads(stored.read_text())["temperature"] == rep["temperature"]
-    assert calibration.stored_temperature(meta["model_sha256"]) == rep["temperature"]
+    assert calibration_report.stored_temperature(meta["model_sha256"]) == rep["temperature"]
     assert "tiny" in [e.name for e in registry.list_models()] and len(registry.list_models()) == 1
 
     def not_again(*args, **kwargs):
         raise AssertionError("computed again despite the cache")
 
-    monkeypatch.setattr(calibration, "compute_report", not_again)
-    assert calibration.report("tiny", small_mnist) == rep
+    monkeypatch.setattr(calibration_report, "compute_report", not_again)
+    assert calibration_report.report("tiny", small_mnist) == rep
     other_data = mnist_data.Mnist(small_mnist.x_train, small_mnist.y_train, small_mnist.x_test[:500],
                                   small_mnist.y_test[:500], source="half")
-    assert calibration.cached_report(meta["model_sha256"], other_data) is None  # measured on other images
+    assert calibration_report.cached_report(meta["model_sha256"], other_data) is None  # measured on other images
     stored.write_text("{not json")
-    assert calibration.cached_report(meta["model_sha256"], small_mnist) is None
+    assert calibration_report.cached_report(meta["model_sha256"], small_mnist) is None
+
+
+def test_an_ensemble_is_fitted_on_the_images_none_of_its_members_trained_on(registry_with, small_mnist):
+    from mnist_core import ensemble
+
+    root = registry_with("a", "b", "c")
+    meta_b = json.loads((root / "b" / "metadata.json").read_text())
+    meta_b["config"]["seed"] = 2  # b's metadata now claims another split; its file is a's, so it stays loadable
+    (root / "b" / "metadata.json").write_text(json.dumps(meta_b))
+    ensemble.save(["a", "b"], "ab", mnist=small_mnist)
+    meta = registry.read_metadata("ab")
+    shared = calibration.validation_indices([registry.read_metadata(n)["config"] for n in "ab"], 2000)
+    assert 0 < len(shared) < 200 and calibration_report.training_configs(meta) == [registry.read_metadata(n)["config"]
+                                                                           for n in "ab"]
+    rep = calibration_report.report("ab", small_mnist)
+    assert rep["validation_images"] == len(shared) and rep["model_sha256"] == meta["model_sha256"]
+    assert rep["temperature"] == 1.0 and "under the 100 needed" in rep["temperature_note"]  # 200 x 10% x 10%
+    assert rep["before"]["accuracy"] == pytest.approx(meta["test"]["accuracy"])
+    ensemble.save(["a", "c"], "ac", mnist=small_mnist)  # one split for both: all 200 of it
+    rep = calibration_report.report("ac", small_mnist)
+    assert rep["validation_images"] == 200 and rep["temperature_fitted"]
+    assert rep["validation_nll_after"] < rep["validation_nll_before"]
 
 
 def test_no_validation_split_keeps_temperature_one(small_mnist):
@@ -170,7 +192,7 @@ def test_no_validation_split_keeps_temperature_one(small_mnist):
     from mnist_core.build import build
 
     model = build(specs.ModelSpec(kind="mlp", dense_layers=[specs.DenseLayer(8)]))
-    rep = calibration.compute_report(model, small_mnist, [{"validation_split": 0.0}])
+    rep = calibration_report.compute_report(model, small_mnist, [{"validation_split": 0.0}])
     assert rep["temperature"] == 1.0 and not rep["temperature_fitted"] and "not fitted" in rep["temperature_note"]
     assert rep["after"]["ece"] == rep["before"]["ece"]
 
