@@ -8,11 +8,13 @@ from streamlit_drawable_canvas import st_canvas  # must be imported inside the r
 from dashboard import cache, charts
 from dashboard.components import messages, my_digits_ui, page_state
 from dashboard.components.page_state import sticky
-from mnist_core import preprocess
+from mnist_core import preprocess, verdict
 from mnist_core.display import markdown_literal
 from mnist_core.errors import LabError
 
 CANVAS_PX = 280
+STEPS_PER_ROW = 4  # a photo has up to 8 steps: two rows of four fit beside the sidebar at 800 px
+NUMBER_WORDS = {2: "two", 3: "three", 4: "four", 5: "five"}
 
 st.title("Draw")
 names = cache.usable_models()
@@ -43,11 +45,22 @@ def prepare(canvas_image, upload):
     return None if canvas_image is None else preprocess.to_mnist(canvas_image)
 
 
+def not_sure_text(judged: verdict.Verdict) -> str:
+    if judged.several_marks:
+        count = NUMBER_WORDS.get(judged.marks, str(judged.marks))
+        return f"Not sure: {count} separate marks of similar size. Crop the image to one digit."
+    return "Not sure: " + " or ".join(f"{digit} ({p:.0%})" for digit, p in judged.candidates)
+
+
 def show_prediction(prepared, prediction, upload) -> None:
+    judged = verdict.judge(prediction.probabilities, prepared.marks)
     seen, metrics = st.columns([1, 1])
     # The answer goes out first: figures take longer to build and to render (plotly.js loads lazily).
-    metrics.metric("Prediction", prediction.digit)
-    metrics.metric("Confidence", f"{prediction.confidence:.1%}")
+    if judged.sure:
+        metrics.metric("Prediction", prediction.digit)
+        metrics.metric("Confidence", f"{prediction.confidence:.1%}")
+    else:  # no big number: a shaky answer shown as one would be read as certain
+        metrics.warning(not_sure_text(judged), icon=":material/help:")
     if upload is not None:
         metrics.caption(f"from the upload {markdown_literal(upload.name)}; remove it to use the canvas")
     seen.plotly_chart(charts.image_grid([prepared.input], ["what the model sees (28x28)"], cols=1, tile_px=150),
@@ -58,8 +71,10 @@ def show_prediction(prepared, prediction, upload) -> None:
 
 def show_steps(prepared) -> None:
     steps = list(prepared.steps.items())
-    for col, (title, image) in zip(st.columns(len(steps)), steps, strict=True):
-        col.image(np.clip(image, 0, 1), caption=f"{title} ({image.shape[1]}x{image.shape[0]})", width=140)
+    for start in range(0, len(steps), STEPS_PER_ROW):
+        row = steps[start : start + STEPS_PER_ROW]
+        for col, (title, image) in zip(st.columns(STEPS_PER_ROW), row, strict=False):
+            col.image(np.clip(image, 0, 1), caption=f"{title} ({image.shape[1]}x{image.shape[0]})", width=140)
 
 
 def compare_models(input28) -> None:
