@@ -104,7 +104,7 @@ def test_compare_shows_a_group_as_one_row_with_mean_and_sd(grouped, app_page):
     table = next(d.value for d in at.dataframe if "test accuracy, mean ± sd" in d.value.columns)
     assert len(table) == 1 and table.loc[0, "group"] == "g" and table.loc[0, "n"] == 3
     accs = np.array(list(SEEDS.values()))
-    assert table.loc[0, "test accuracy, mean ± sd"] == f"{accs.mean():.2%} ± {accs.std(ddof=1) * 100:.2f}"
+    assert table.loc[0, "test accuracy, mean ± sd"] == f"{accs.mean():.2%} ± {accs.std(ddof=1) * 100:.2f}%"
     assert table.loc[0, "range"] == "90.50% – 92.10%"
     assert table.loc[0, "models"] == "g-s0, g-s1, g-s2"
 
@@ -141,3 +141,13 @@ def test_a_finished_group_job_shows_its_runs_on_train(grouped, open_train):
     assert "Saved 3 runs of group **g**" in at.success[0].value
     table = next(d.value for d in at.dataframe if "mean" in d.value.columns)
     assert table.loc[0, "runs"] == 3 and table.loc[0, "mean"] == pytest.approx(np.mean(list(SEEDS.values())))
+
+
+def test_a_groups_suggested_name_leaves_an_earlier_groups_runs_alone(registry_with, open_train):
+    registry_with("mlp-d128-d128-s0")  # a run of an earlier group named mlp-d128-d128
+    at = open_train()
+    assert at.text_input(key="train_name").value == "mlp-d128-d128"  # one run: the name itself is free
+    at.number_input(key="train_seeds").set_value(2).run()
+    assert at.text_input(key="train_name").value == "mlp-d128-d128-2"
+    assert any(c.value.startswith("2 runs (mlp-d128-d128-2-s0 ... mlp-d128-d128-2-s1)") for c in at.caption)
+    assert not at.error

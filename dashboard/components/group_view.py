@@ -32,7 +32,7 @@ def _table(groups: list[group_stats.Group]) -> pd.DataFrame:
     rows = []
     for group in groups:
         for row in group_stats.rows(group):
-            sd = f" ± {row['sd'] * 100:.2f}" if row["n"] > 1 else " (1 run)"
+            sd = f" ± {row['sd']:.2%}" if row["n"] > 1 else " (1 run)"
             rows.append({"group": group.name,
                          "setting": "seeds only" if row["value"] is None
                          else f"{row['setting']} = {format_value(row['value'])}",

@@ -16,9 +16,15 @@ NO_VARY = "nothing"
 EXAMPLES = {int: "32, 128, 512", float: "0, 0.2, 0.5", bool: "true, false"}  # a placeholder per kind of setting
 
 
-def _suggest_name(spec: specs.ModelSpec) -> None:
-    """Keep the name box on a free name derived from the spec, unless the user typed their own."""
-    suggestion = registry.unique_name(spec.describe())
+def _suggest_name(spec: specs.ModelSpec, grouped: bool = False) -> None:
+    """Keep the name box on a free name derived from the spec, unless the user typed their own. A group's runs
+    add suffixes (-s0, -units32), so for a group the name must also be no earlier group's base."""
+    base = suggestion = registry.unique_name(spec.describe())
+    taken = {e.name for e in cache.models()} if grouped else set()
+    for i in range(2, 100):
+        if not any(n.startswith(f"{suggestion}-") for n in taken):
+            break
+        suggestion = registry.unique_name(f"{base}-{i}")
     if ss.get("train_name") in (None, "", ss.get("train_name_suggested")):
         ss.train_name = suggestion
     ss.train_name_suggested = suggestion
@@ -71,7 +77,7 @@ def _group_results(job: jobs.JobStatus) -> None:
     names = set((job.last("done") or {}).get("models") or [])
     found = [e for e in cache.models() if e.ok and e.name in names]
     for group in group_stats.collect((e.name, e.metadata) for e in found):
-        rows = [{"value": "-" if r["value"] is None else groups.format_value(r["value"]), "runs": r["n"],
+        rows = [{**({group.setting: groups.format_value(r["value"])} if group.setting else {}), "runs": r["n"],
                  "mean": r["mean"], "sd": r["sd"], "min": r["min"], "max": r["max"]} for r in group_stats.rows(group)]
         st.dataframe(pd.DataFrame(rows), hide_index=True, column_config={
             k: st.column_config.NumberColumn(format="percent") for k in ("mean", "sd", "min", "max")})
@@ -131,7 +137,7 @@ with right:
             st.caption(per_epoch["note"])
         epochs = f"{config.epochs} epoch{'s' if config.epochs > 1 else ''}"
         st.caption(f"{epochs} ≈ {job_panel.duration(per_epoch['seconds'] * config.epochs)} plus start-up and evaluation")
-    _suggest_name(spec)
+    _suggest_name(spec, grouped=_group_request(spec) is not None)
     _group_controls(spec, config)
     st.text_input("Save as", key="train_name", max_chars=64, help="Letters, digits, '-' or '_'; a group's runs "
                   "add a suffix each (-s1 for seed 1, -dropout0p2 for a value).")
