@@ -63,6 +63,9 @@ def section(results: list[dict]) -> str:
                   f"{split['kernel_fraction_of_peak']:.0%} of the matmul peak: small 3x3 convolutions with 16-64 "
                   "channels, batch-norm and pooling are memory-bound on a CPU, and the fixed per-step cost "
                   "(Python, dispatch, the optimizer update) is the rest.", ""]
+    robust = next((r for r in results if r["benchmark"] == "robustness"), None)
+    if robust and robust["details"].get("models"):
+        lines += [*robustness_table(robust["details"]["models"]), ""]
     lines += [default_model_line(), "", END]
     return "\n".join(lines)
 
@@ -90,6 +93,30 @@ def time_to_accuracy_line(details: dict) -> str:
     xla = (details.get("fast_cnn_breakdown") or {}).get("xla_slowdown")
     tail = f" With XLA (`jit_compile=True`) a fast-cnn training step took {xla:.1f}x as long, so it is off." if xla else ""
     return "Time to 99.0% test accuracy, data loading and model building included: " + "; ".join(parts) + "." + tail
+
+
+def robustness_table(models: dict) -> list[str]:
+    """Each measured model file's accuracy along every robustness ladder (benchmarks/robustness.py), one column
+    per model (name and the start of its sha256), oldest first: e.g. the old default against a retrained one."""
+    runs = sorted(models.items(), key=lambda kv: kv[1].get("created") or "")
+    first = runs[0][1]["result"]
+    lines = [f"Robustness of the measured models: accuracy on the same {first['subset']:,} test images (seed "
+             f"{first['seed']}) at each level of each perturbation, mildest first, the unperturbed level left out "
+             "(`benchmarks/robustness.py`; ladders in `mnist_core/perturbations.py`). Summary: the mean over "
+             "perturbations of each one's mean accuracy.",
+             "",
+             "| perturbation | levels | " + " | ".join(f"{r['name']} ({key.split('@')[1][:8]}, "
+                                                       f"{r.get('test_accuracy') or 0:.2%} clean test)"
+                                                       for key, r in runs) + " |",
+             "|---|---|" + "---|" * len(runs)]
+    for name, ladder in first["perturbations"].items():
+        keep = [i for i, lv in enumerate(ladder["levels"]) if lv != ladder["identity"]]
+        levels = " / ".join(f"{ladder['levels'][i]:g}" for i in keep) + f" {ladder['unit']}"
+        cells = [" / ".join(f"{100 * r['result']['perturbations'][name]['accuracy'][i]:.1f}" for i in keep)
+                 for _, r in runs]
+        lines.append(f"| {name} | {levels} | " + " | ".join(cells) + " |")
+    lines.append("| **summary** | | " + " | ".join(f"**{100 * r['result']['summary']:.1f}**" for _, r in runs) + " |")
+    return lines
 
 
 def default_model_line() -> str:

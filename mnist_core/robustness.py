@@ -194,6 +194,7 @@ def example_index(mnist, seed: int = 0) -> int:
 def examples(image: np.ndarray, label: int, *, model=None, seed: int = 0) -> dict[str, list[np.ndarray]]:
     """One digit through every ladder: {name: [uint8 28x28 per level]}. FGSM/PGD only with a model."""
     strips = {}
+    model = None if model is None else pert.compiled(model)  # traced once for every FGSM and PGD level
     for name, ladder in LADDERS.items():
         if name in pert.NEEDS_MODEL and model is None:
             continue
