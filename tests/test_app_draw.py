@@ -81,6 +81,55 @@ def test_bad_upload_is_one_error_line(app_page, registry_with):
     assert not at.metric
 
 
+def test_digit_photographed_on_ruled_paper_is_read_and_its_steps_shown(app_page, registry_with, small_mnist):
+    """tests/paper_digits.py: a real 5 under uneven light on ruled paper, as a phone photo would be."""
+    from tests.paper_digits import paper_photo, png
+
+    registry_with(default=True)
+    at = app_page("views/draw.py")
+    at.toggle(key="draw_steps").set_value(True)
+    _upload(at, "five_ruled.png", png(paper_photo([small_mnist.x_test[8]], paper="ruled")))
+    assert not at.exception and not at.warning
+    assert next(m for m in at.metric if m.label == "Prediction").value == "5"
+    captions = [c for img in at.image for c in img.captions]
+    assert any(c.startswith("ruled lines removed") for c in captions), captions
+    assert any(c.startswith("main ink kept") for c in captions)
+
+
+def test_two_digits_in_one_photo_say_not_sure_instead_of_a_prediction(app_page, registry_with, small_mnist):
+    from tests.paper_digits import paper_photo, png
+
+    registry_with(default=True)
+    at = app_page("views/draw.py")
+    photo = paper_photo([small_mnist.x_test[0], small_mnist.x_test[1]], paper="squared", shape=(200, 340))
+    _upload(at, "seven_two.png", png(photo))
+    assert not at.exception
+    assert [w.value for w in at.warning] == ["Not sure: two separate marks of similar size. Crop the image to one digit."]
+    assert not [m for m in at.metric if m.label == "Prediction"]
+
+
+def test_a_shaky_answer_names_its_candidates_instead_of_a_prediction(app_page, registry_with, full_mnist, monkeypatch):
+    """With the bar for "sure" raised above 100%, every answer is shaky: the page names the candidates with
+    their probabilities (those of the model on this input) in place of the Prediction metric."""
+    import re
+
+    from mnist_core import preprocess, verdict
+    from mnist_core.predict import Predictor
+
+    registry_with(default=True)
+    monkeypatch.setattr(verdict, "UNSURE_BELOW", 1.01)
+    at = app_page("views/draw.py")
+    data = _encode(255 - full_mnist.x_test[0], "PNG")
+    _upload(at, "seven.png", data)
+    assert not at.exception and not [m for m in at.metric if m.label == "Prediction"]
+    [text] = [w.value for w in at.warning]
+    probs = Predictor.load("default").classify(preprocess.image_to_mnist(data).input).probabilities
+    named = [(int(d), int(p)) for d, p in re.findall(r"(\d) \((\d+)%\)", text)]
+    assert text.startswith("Not sure: 7 (") and named and named[0][0] == 7
+    assert named == [(d, round(100 * float(probs[d]))) for d, _ in named]
+    assert all(probs[d] >= verdict.CANDIDATE_FROM for d, _ in named)
+
+
 # --- State that survives a page switch (Streamlit drops the widget keys of a page that is not drawn) ---
 
 def _canvas_image(digit28: np.ndarray) -> np.ndarray:
