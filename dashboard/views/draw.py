@@ -13,7 +13,6 @@ from mnist_core.display import markdown_literal
 from mnist_core.errors import LabError
 
 CANVAS_PX = 280
-STEPS_PER_ROW = 4  # a photo has up to 8 steps: two rows of four fit beside the sidebar at 800 px
 NUMBER_WORDS = {2: "two", 3: "three", 4: "four", 5: "five"}
 
 st.title("Draw")
@@ -70,11 +69,9 @@ def show_prediction(prepared, prediction, upload) -> None:
 
 
 def show_steps(prepared) -> None:
-    steps = list(prepared.steps.items())
-    for start in range(0, len(steps), STEPS_PER_ROW):
-        row = steps[start : start + STEPS_PER_ROW]
-        for col, (title, image) in zip(st.columns(STEPS_PER_ROW), row, strict=False):
-            col.image(np.clip(image, 0, 1), caption=f"{title} ({image.shape[1]}x{image.shape[0]})", width=140)
+    # One call: the images flow in rows that wrap to the page's width (a photo has up to eight steps).
+    st.image([np.clip(image, 0, 1) for image in prepared.steps.values()], width=140,
+             caption=[f"{title} ({image.shape[1]}x{image.shape[0]})" for title, image in prepared.steps.items()])
 
 
 def compare_models(input28) -> None:
