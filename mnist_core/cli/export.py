@@ -20,15 +20,16 @@ EXIT_PARITY_FAILED = 1
 def add_arguments(parser) -> None:
     from mnist_core.interop import export
 
-    group = parser.add_argument_group("models export", USAGE)
+    group = parser.add_argument_group("models export", f"{USAGE}. Exit 0: written, parity met; 1: written, "
+                                      "parity failed; 2: bad input, nothing written")
     group.add_argument("--format", dest="export_format", metavar="FORMAT", help="keras, onnx or tflite")
     group.add_argument("--out", dest="export_out", metavar="PATH",
                        help="the file to write (default: NAME.keras / NAME.onnx / NAME.tflite here); "
                             "PATH.input.json beside it describes the input, parity and latency")
     group.add_argument("--overwrite", action="store_true", help="replace PATH and its JSON if they exist")
-    group.add_argument("--images", dest="export_images", type=int, default=export.TEST_IMAGES,
+    group.add_argument("--images", dest="export_images", metavar="N", type=int, default=export.TEST_IMAGES,
                        help=f"test images in the parity check (1 to {export.TEST_IMAGES:,}; default all)")
-    group.add_argument("--latency-calls", dest="export_latency_calls", type=int,
+    group.add_argument("--latency-calls", dest="export_latency_calls", metavar="N", type=int,
                        default=export.DEFAULT_LATENCY_CALLS,
                        help=f"single-image calls timed in the exported model's runtime (1 to "
                             f"{export.MAX_LATENCY_CALLS:,}; the median is reported)")
