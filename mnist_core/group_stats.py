@@ -41,7 +41,7 @@ class Group:
         return [m for m in self.members if m.value == value]
 
     def label(self, value=None) -> str:
-        return self.name if value is None else f"{self.name}: {self.setting}={format_value(value)}"
+        return self.name if value is None else f"{self.name} with {self.setting}={format_value(value)}"
 
 
 def _number(value) -> bool:

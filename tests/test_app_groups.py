@@ -114,8 +114,8 @@ def test_compare_shows_a_group_as_one_row_with_mean_and_sd(grouped, app_page):
     assert list(table["n"]) == [3, 2, 2]
     assert any("test accuracy against" in m.value and "dropout" in m.value for m in at.markdown)
 
-    at.selectbox(key="groups_welch_a").set_value("d: dense_layers[0].dropout=0").run()
-    at.selectbox(key="groups_welch_b").set_value("d: dense_layers[0].dropout=0.5").run()
+    at.selectbox(key="groups_welch_a").set_value("d with dense_layers[0].dropout=0").run()
+    at.selectbox(key="groups_welch_b").set_value("d with dense_layers[0].dropout=0.5").run()
     p = stats.ttest_ind([0.95, 0.952], [0.90, 0.897], equal_var=False).pvalue
     sentence = next(m.value for m in at.markdown if "Welch" in m.value)
     assert f"p = {p:.3g}" in sentence and "is better by 5.25 points" in sentence

@@ -141,7 +141,7 @@ def test_group_rows_against_numpy_by_hand():
     assert [r["value"] for r in by_value] == [0.0, 0.5]  # numbers in increasing order
     assert by_value[0]["mean"] == pytest.approx(sum(high) / 3)
     assert by_value[1]["sd"] == pytest.approx(math.sqrt(sum((x - sum(low) / 3) ** 2 for x in low) / 2))
-    assert found[1].label(0.5) == "beta: dense_layers[0].dropout=0.5"
+    assert found[1].label(0.5) == "beta with dense_layers[0].dropout=0.5"
     one = group_stats.describe([0.9])
     assert one["n"] == 1 and math.isnan(one["sd"]) and one["mean"] == 0.9
 
