@@ -202,3 +202,14 @@ def test_keras_bundle_refuses_a_model_changed_outside_the_lab(registry_with):
         fh.write(b"\0")
     with pytest.raises(LabError, match="cannot export 'tiny'.*modified outside the lab"):
         export.keras_bundle("tiny")
+
+
+def test_export_to_bytes_gives_a_runnable_file_and_its_checks(registry_with, small_mnist, tmp_path):
+    folder = registry_with("tiny")
+    raw, result = export.export_to_bytes("tiny", "tflite", parity_images=50, latency_calls=2, mnist=small_mnist)
+    assert hashlib.sha256(raw).hexdigest() == result["file_sha256"] and result["parity"]["passed"] is True
+    path = tmp_path / "downloaded.tflite"
+    path.write_bytes(raw)
+    images = small_mnist.x_test[:100]
+    lab = keras_reference(folder / "tiny" / "model.keras", images)
+    assert (run_exported("tflite", path, images).argmax(1) == lab.argmax(1)).all()

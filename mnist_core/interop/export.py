@@ -253,3 +253,14 @@ def keras_bundle(name: str) -> bytes:
         zf.writestr(registry.METADATA_FILE, json.dumps(entry.metadata, indent=1))
         zf.writestr("input.json", json.dumps(describe(entry, "keras", registry.MODEL_FILE), indent=1))
     return buffer.getvalue()
+
+
+def export_to_bytes(name: str, fmt: str, *, parity_images: int = TEST_IMAGES,
+                    latency_calls: int = DEFAULT_LATENCY_CALLS, mnist=None, progress=None) -> tuple[bytes, dict]:
+    """(the exported file's bytes, the result `export` returns) via a private temp folder: for a download button
+    that also shows the parity and latency. The result's paths point into that folder, which is gone."""
+    with tempfile.TemporaryDirectory(prefix="mnist-export-") as tmp:
+        out = Path(tmp) / f"{name}{runtimes.SUFFIXES.get(fmt, '')}"
+        result = export(name, fmt, out, parity_images=parity_images, latency_calls=latency_calls, mnist=mnist,
+                        progress=progress)
+        return out.read_bytes(), result
