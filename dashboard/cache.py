@@ -214,8 +214,8 @@ def calibration_cached(name: str) -> dict | None:
     (never computes)."""
     from mnist_core import calibration_report as reports
 
-    meta = verified_metadata(name)
-    return reports.cached_report(meta["model_sha256"], mnist(), configs=reports.training_configs(meta))
+    meta, data = verified_metadata(name), mnist()
+    return reports.cached_report(meta["model_sha256"], data, configs=reports.training_configs(meta, len(data.x_train)))
 
 
 def calibration_report(name: str, progress=None) -> dict:

@@ -39,14 +39,37 @@ PREDICT_CHUNK = 1000
 Progress = Callable[[float, str], None]
 
 
-def training_configs(metadata: dict) -> list[dict]:
-    """The training configs whose validation splits a saved entry's temperature is fitted on: a model's own,
-    or an ensemble's members' (the images none of them trained on; mnist_core.ensemble.member_configs)."""
-    from mnist_core import ensemble, registry
+def trained_on_this_split(metadata: dict, train_size: int) -> bool:
+    """False when the model's recorded epochs saw another number of images than its split of these `train_size`
+    training images leaves (it was trained on other data, e.g. a cut of MNIST): then the images its split holds
+    out here may be ones it trained on. True when nothing is recorded to check against."""
+    config, history = metadata.get("config"), metadata.get("history")
+    rows = [h for h in history if isinstance(h, dict) and type(h.get("images")) is int and type(h.get("epoch")) is int
+            and h["epoch"] > 0] if isinstance(history, list) else []
+    if not rows or not isinstance(config, dict) or not isinstance(config.get("validation_split", 0.1), (int, float)):
+        return True
+    held_out = int(round(train_size * config.get("validation_split", 0.1)))
+    return rows[0]["images"] == rows[0]["epoch"] * (train_size - held_out)  # train.py: images = epoch x train size
+
+
+def training_configs(metadata: dict, train_size: int | None = None) -> list[dict]:
+    """The training configs whose validation splits a saved entry's temperature is fitted on: a model's own, or
+    an ensemble's members' (the images none of them trained on). Empty (nothing is fitted) when one has no
+    config, or (given `train_size`) was trained on other data than these training images."""
+    from mnist_core import registry
+    from mnist_core.spec import config_from_dict
 
     if metadata.get("kind") == registry.ENSEMBLE_KIND:
-        return ensemble.member_configs(metadata)
-    return [metadata["config"]] if isinstance(metadata.get("config"), dict) else []
+        members = [registry.read_metadata(m["name"]) for m in metadata.get("members") or [] if isinstance(m, dict)]
+    else:
+        members = [metadata]
+    for member in members:
+        if isinstance(member.get("config"), dict):
+            config_from_dict(member["config"])  # a damaged config is a LabError naming the field, not a quiet "no fit"
+    if not members or any(not isinstance(m.get("config"), dict)
+                          or (train_size and not trained_on_this_split(m, train_size)) for m in members):
+        return []
+    return [m["config"] for m in members]
 
 
 def cache_dir() -> Path:
@@ -144,8 +167,9 @@ def compute_report(model, mnist: mnist_data.Mnist, configs: Sequence, *, bins: i
                       temperature_note=f"fitted on the model's own validation split ({len(val_idx):,} training "
                                        "images it never trained on)")
     else:
-        report["temperature_note"] = (f"not fitted: {len(val_idx)} validation images recorded for this model, "
-                                      f"under the {MIN_VALIDATION_IMAGES} needed")
+        report["temperature_note"] = (f"not fitted: {len(val_idx)} images of this data are held out from its "
+                                      f"training (no split recorded, or it trained on other images); "
+                                      f"{MIN_VALIDATION_IMAGES} are needed")
     if test_probs is None:
         test_probs = predict_probabilities(model, mnist.x_test, lambda f, t: say(val_share + (0.9 - val_share) * f, t),
                                            "test images")
@@ -163,7 +187,7 @@ def report(name: str, mnist: mnist_data.Mnist, *, model=None, metadata: dict | N
     from mnist_core import registry
 
     metadata = metadata if metadata is not None else registry.read_metadata(name)
-    sha, configs = metadata.get("model_sha256"), training_configs(metadata)
+    sha, configs = metadata.get("model_sha256"), training_configs(metadata, len(mnist.x_train))
     stored = cached_report(sha, mnist, bins, configs)
     if stored is not None:
         return stored

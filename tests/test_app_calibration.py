@@ -42,6 +42,9 @@ def test_compare_shows_calibration_of_three_models(registry_with, full_mnist, ap
         calibration.ece(calibration.apply_temperature(test_probs, expected_t), full_mnist.y_test), abs=1e-3)
     assert row["T fitted on"] == f"{len(y_val):,} validation images"
     assert (table["test accuracy"] < 1).all() and table.loc[2, "test accuracy"] > table.loc[0, "test accuracy"]
+    # The tiny models trained on the fixture's images: the full set's split is not held out from them.
+    assert list(table["T fitted on"][:2]) == ["not fitted"] * 2 and (table["temperature T"][:2] == 1).all()
+    assert any("trained on other images" in c.value for c in at.caption)
 
     reliability = [f for f in figures(at) if any(t.get("name") == "perfect calibration" for t in f["data"])]
     assert len(reliability) == 1
@@ -91,16 +94,18 @@ def test_draw_calibrated_predictor(registry_with, full_mnist):
 
     st.cache_resource.clear()
     st.cache_data.clear()
-    registry_with("tiny")
-    assert cache.calibration_toggle_label("tiny") == "Calibrated confidence (temperature fitted on first use)"
-    calibrated = cache.calibrated_predictor("tiny")
-    report = calibration_report.cached_report(registry.read_metadata("tiny")["model_sha256"], full_mnist)
-    assert calibrated.temperature == report["temperature"] != 1.0
-    assert cache.calibration_toggle_label("tiny") == f"Calibrated confidence (temperature T={report['temperature']:.2f})"
+    registry_with(default=True)
+    assert cache.calibration_toggle_label("default") == "Calibrated confidence (temperature fitted on first use)"
+    calibrated = cache.calibrated_predictor("default")
+    meta = registry.read_metadata("default")
+    report = calibration_report.cached_report(meta["model_sha256"], full_mnist)
+    assert report["temperature_fitted"] and calibrated.temperature == report["temperature"] != 1.0
+    assert cache.calibration_toggle_label("default") == (
+        f"Calibrated confidence (temperature T={report['temperature']:.2f})")
     x = mnist_data.normalise(full_mnist.x_test[:5])[..., 0]
-    plain = cache.predictor("tiny").probabilities(x)
+    plain = cache.predictor("default").probabilities(x)
     np.testing.assert_allclose(calibrated.probabilities(x), calibration.apply_temperature(plain, report["temperature"]),
                                rtol=1e-4, atol=1e-6)
-    assert cache.predictor("tiny").temperature == 1.0  # the shared predictor is untouched
+    assert cache.predictor("default").temperature == 1.0  # the shared predictor is untouched
     st.cache_resource.clear()
     st.cache_data.clear()

@@ -179,12 +179,25 @@ def test_an_ensemble_is_fitted_on_the_images_none_of_its_members_trained_on(regi
                                                                            for n in "ab"]
     rep = calibration_report.report("ab", small_mnist)
     assert rep["validation_images"] == len(shared) and rep["model_sha256"] == meta["model_sha256"]
-    assert rep["temperature"] == 1.0 and "under the 100 needed" in rep["temperature_note"]  # 200 x 10% x 10%
+    assert rep["temperature"] == 1.0 and "100 are needed" in rep["temperature_note"]  # 200 x 10% x 10%
     assert rep["before"]["accuracy"] == pytest.approx(meta["test"]["accuracy"])
     ensemble.save(["a", "c"], "ac", mnist=small_mnist)  # one split for both: all 200 of it
     rep = calibration_report.report("ac", small_mnist)
     assert rep["validation_images"] == 200 and rep["temperature_fitted"]
     assert rep["validation_nll_after"] < rep["validation_nll_before"]
+
+
+def test_a_model_trained_on_other_images_gets_no_temperature(registry_with, small_mnist, full_mnist):
+    """The fixture model trained on 1,800 of the fixture's 2,000 images: on the full set, its split would hold
+    out images it trained on, so nothing is fitted there."""
+    registry_with("tiny")
+    meta = registry.read_metadata("tiny")
+    assert calibration_report.trained_on_this_split(meta, len(small_mnist.x_train))
+    assert not calibration_report.trained_on_this_split(meta, len(full_mnist.x_train))
+    assert calibration_report.training_configs(meta, len(full_mnist.x_train)) == []
+    assert calibration_report.training_configs(meta, len(small_mnist.x_train)) == [meta["config"]]
+    rep = calibration_report.report("tiny", full_mnist)
+    assert not rep["temperature_fitted"] and "trained on other images" in rep["temperature_note"]
 
 
 def test_no_validation_split_keeps_temperature_one(small_mnist):
