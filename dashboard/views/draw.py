@@ -68,9 +68,20 @@ def show_prediction(prepared, prediction, upload) -> None:
     my_digits_ui.save_control(prepared.steps["grayscale"], prepared.input, prediction.digit)
 
 
+def step_tile(image: np.ndarray) -> np.ndarray:
+    """The step centred on a square of the page's white, so the steps line up as tiles with gaps between."""
+    h, w = image.shape
+    side = max(h, w)
+    margin = max(1, side // 12)
+    tile = np.ones((side + 2 * margin, side + 2 * margin), np.float32)
+    top, left = margin + (side - h) // 2, margin + (side - w) // 2
+    tile[top : top + h, left : left + w] = np.clip(image, 0, 1)
+    return tile
+
+
 def show_steps(prepared) -> None:
-    # One call: the images flow in rows that wrap to the page's width (a photo has up to eight steps).
-    st.image([np.clip(image, 0, 1) for image in prepared.steps.values()], width=140,
+    # One call: the tiles flow in rows that wrap to the page's width (a photo has up to eight steps).
+    st.image([step_tile(image) for image in prepared.steps.values()], width=140,
              caption=[f"{title} ({image.shape[1]}x{image.shape[0]})" for title, image in prepared.steps.items()])
 
 
