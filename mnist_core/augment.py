@@ -95,9 +95,15 @@ def random_source_coordinates(generator: tf.random.Generator, n) -> tf.Tensor:
     scale = tf.exp(generator.uniform([n], math.log(SCALE_RANGE[0]), math.log(SCALE_RANGE[1])))
     shear = generator.uniform([n], -MAX_SHEAR, MAX_SHEAR)
     shift = generator.uniform([n, 2], -MAX_SHIFT_PIXELS, MAX_SHIFT_PIXELS)
+    return affine_source_coordinates(angle, scale, shear, shift) + elastic_displacement(generator, n)
+
+
+def elastic_displacement(generator: tf.random.Generator, n) -> tf.Tensor:
+    """(n, 28, 28, 2) smooth random (row, col) displacements in pixels: normal noise of ELASTIC_PIXELS on a
+    coarse ELASTIC_GRID x ELASTIC_GRID grid, upsampled bicubically (a smooth field, cheaper than blurring
+    per-pixel noise as Simard et al. do)."""
     coarse = generator.normal([n, ELASTIC_GRID, ELASTIC_GRID, 2]) * ELASTIC_PIXELS
-    elastic = tf.image.resize(coarse, [SIZE, SIZE], method="bicubic")
-    return affine_source_coordinates(angle, scale, shear, shift) + elastic
+    return tf.image.resize(coarse, [SIZE, SIZE], method="bicubic")
 
 
 def affine_source_coordinates(angle, scale, shear, shift) -> tf.Tensor:
