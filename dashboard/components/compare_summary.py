@@ -71,3 +71,37 @@ def specs(meta: dict[str, dict]) -> None:
         st.dataframe(pd.DataFrame([{k: ("—" if v is None else str(v)) for k, v in r.items()} for r in raw]),
                      hide_index=True)
         st.caption(f"{len(raw_differing)} of {len(raw)} stored fields differ.")
+
+
+def _measured(names: list[str]) -> tuple[dict[str, dict], dict[str, dict]]:
+    """Robustness and calibration results already on disk for these models (never computes)."""
+    from mnist_core import robustness
+
+    robust, calibrated = {}, {}
+    for name in names:
+        try:
+            found = robustness.cached(name, cache.mnist())
+            if found:
+                robust[name] = found
+            found = cache.calibration_cached(name)
+            if found:
+                calibrated[name] = found
+        except LabError:
+            continue  # the report says "not measured yet" for this model
+    return robust, calibrated
+
+
+def report_button(where, meta: dict[str, dict], table_df: pd.DataFrame, pairs: list[dict] | None) -> None:
+    """A download of the whole comparison as one self-contained HTML file, built only when clicked."""
+    from dashboard import report_html
+
+    def build() -> str:
+        accuracy = {n: m["test"]["accuracy"] for n, m in meta.items()}
+        sentences = compare.verdict(accuracy, pairs, {n: m["test"]["confusion_matrix"] for n, m in meta.items()}) \
+            if pairs else []
+        robust, calibrated = _measured(list(meta))
+        return report_html.build(meta, table_df, FORMATS, sentences, pairs, robust, calibrated)
+
+    where.download_button("Download report", build, "mnist-comparison.html", "text/html", on_click="ignore",
+                          help="One HTML file with the table, verdict, curves, confusion matrices, significance "
+                               "tests, and the robustness and calibration already measured. Opens offline.")

@@ -163,9 +163,10 @@ else:
                     pairs = compare.pairwise_mcnemar(predicted, cache.mnist().y_test)
         with messages.boundary("The comparison table"):
             table = compare_summary.table(meta, pairs, have_mnist)
-            a, b = st.columns([1, 4])
+            a, b, c = st.columns([1, 1, 3])
             a.download_button("Download CSV", table.to_csv(index=False), "comparison.csv", "text/csv")
-            b.button("Re-evaluate", on_click=_reevaluate, args=(picked,), help="Recompute the stored test metrics.")
+            compare_summary.report_button(b, meta, table, pairs)
+            c.button("Re-evaluate", on_click=_reevaluate, args=(picked,), help="Recompute the stored test metrics.")
         if pairs:
             st.subheader("Verdict")
             with messages.boundary("The verdict"):
