@@ -182,3 +182,25 @@ def test_welch_says_when_a_difference_is_within_seed_noise_or_cannot_be_tested()
         group_stats.welch([0.9], [0.9, 0.91, 0.92])
     with pytest.raises(LabError, match="no spread to test"):
         group_stats.welch([0.9, 0.9], [0.9, 0.9])
+
+
+def test_the_figures_draw_a_band_of_one_sd_and_error_bars_of_one_sd():
+    from dashboard import charts_groups
+
+    runs = [{"curve": [{"epoch": e, "loss": 2 - e + k / 10} for e in (0.5, 1.0, 1.5)]} for k in range(3)]
+    curve = group_stats.mean_curve(runs, "loss", points=3)
+    fig = charts_groups.mean_curves({"g <b>": curve, "empty": None}, "loss").to_dict()
+    band, line = fig["data"]
+    assert band["fill"] == "toself" and line["name"] == "g &lt;b&gt; (mean of 3)"  # names are inert text
+    assert list(band["y"][:3]) == pytest.approx(np.array(curve["mean"]) + 0.1)  # sd of 0, 0.1, 0.2 is 0.1
+    assert list(band["y"][3:]) == pytest.approx((np.array(curve["mean"]) - 0.1)[::-1])
+    assert "empty" in fig["layout"]["annotations"][0]["text"]
+
+    rows = [{"value": 0.001, "n": 2, "mean": 0.9, "sd": 0.01}, {"value": 0.01, "n": 1, "mean": 0.95, "sd": math.nan}]
+    fig = charts_groups.accuracy_vs_value("learning_rate", rows, {0.001: [0.89, 0.91], 0.01: [0.95]}).to_dict()
+    dots, means = fig["data"]
+    assert list(dots["y"]) == [0.89, 0.91, 0.95] and list(dots["x"]) == [0.001, 0.001, 0.01]
+    assert list(means["error_y"]["array"]) == [0.01, 0.0] and fig["layout"]["xaxis"]["type"] == "log"
+    words = charts_groups.accuracy_vs_value("optimizer", [{"value": "adam", "n": 1, "mean": 0.9, "sd": math.nan}],
+                                            {"adam": [0.9]}).to_dict()
+    assert words["layout"]["xaxis"]["type"] == "category"
