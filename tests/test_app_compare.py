@@ -43,7 +43,8 @@ def test_two_models_side_by_side_with_mcnemar(registry_with, full_mnist, open_co
 
     diffs = at.dataframe[1].value  # only the differing aspects by default, in words
     assert list(diffs["aspect"])[:2] == ["Conv blocks", "Dense layers"]
-    assert diffs.loc[0, "tiny"] == "none" and diffs.loc[0, "default"].startswith("3 conv blocks 16-32-64")
+    filters = "-".join(str(b["filters"]) for b in default_meta["spec"]["conv_blocks"])
+    assert diffs.loc[0, "tiny"] == "none" and diffs.loc[0, "default"].startswith(f"3 conv blocks {filters}")
     assert "Validation and seed" in list(diffs["aspect"])  # seed 1 vs seed 0
     verdict = [m.value for m in at.markdown if m.value.startswith("- ")]
     assert verdict[0].startswith("- default is the most accurate") and "significantly better than tiny" in verdict[1]
@@ -266,3 +267,18 @@ def test_three_models_every_pair_tested_and_any_two_up_close(registry_with, full
     assert not at.exception
     assert at.selectbox(key="compare_a").value == "default" and at.selectbox(key="compare_b").value == "twin"
     assert len(significance_table(at)) == 1
+
+
+def test_download_keras_offers_the_managed_models_bundle(registry_with, open_compare):
+    import io
+    import zipfile
+
+    from mnist_core.interop import export
+
+    registry_with("tiny")
+    at = open_compare()
+    assert any(b.label == "Download .keras" for b in at.get("download_button"))
+    with zipfile.ZipFile(io.BytesIO(export.keras_bundle("tiny"))) as bundle:  # what the button's callable returns
+        assert {"model.keras", "metadata.json"} <= set(bundle.namelist())
+        model_bytes = bundle.read("model.keras")
+    assert model_bytes == (registry.model_path("tiny") / "model.keras").read_bytes()

@@ -207,4 +207,4 @@ def test_compare_with_a_busy_database_says_busy_and_keeps_the_rest(app_page, reg
         at = app_page("views/compare.py")
     assert not at.exception and [e.value for e in at.error if BUSY in e.value]
     assert not [e.value for e in at.error if BUSY not in e.value]
-    assert {"My digits", "Per-class accuracy", "Rename or delete"} <= {s.value for s in at.subheader}
+    assert {"My digits", "Per-class accuracy", "Rename, delete or download"} <= {s.value for s in at.subheader}

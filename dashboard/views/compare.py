@@ -18,6 +18,7 @@ from dashboard.components import (
 from mnist_core import compare, evaluate, registry, spec_words
 from mnist_core.display import markdown_literal
 from mnist_core.errors import LabError
+from mnist_core.interop import export
 
 ss = st.session_state
 
@@ -130,6 +131,10 @@ def _manage(entries: list[registry.Entry]) -> None:
         right.button("Cancel", on_click=lambda: ss.update(compare_confirm=None))
     else:
         right.button("Delete...", on_click=lambda: ss.update(compare_confirm=ss.compare_manage))
+    if next(e for e in entries if e.name == name).ok:
+        right.download_button("Download .keras", lambda: export.keras_bundle(name), f"{name}.zip", "application/zip",
+                              on_click="ignore", help="A zip of model.keras, its metadata.json and input.json (what "
+                                                       "input the model expects), for use outside the lab.")
 
 
 st.title("Compare")
@@ -221,5 +226,5 @@ else:
         with messages.boundary("The ensemble control"):
             ensemble_ui.render(picked, colors)
 st.divider()
-st.subheader("Rename or delete")
+st.subheader("Rename, delete or download")
 _manage(entries)
