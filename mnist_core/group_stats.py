@@ -13,6 +13,8 @@ import numpy as np
 from mnist_core.errors import LabError
 from mnist_core.groups import KINDS, format_value
 
+MAX_TEXT = 80  # characters of a group's name, setting or word value read from metadata (hand-editable)
+
 
 @dataclass
 class Member:
@@ -60,11 +62,12 @@ def collect(entries: Iterable[tuple[str, dict]]) -> list[Group]:
         gid, kind = record.get("id"), record.get("kind")
         if not isinstance(gid, str) or kind not in KINDS:
             continue
-        setting = record.get("setting") if kind == "sweep" and isinstance(record.get("setting"), str) else None
+        setting = record.get("setting")[:MAX_TEXT] if kind == "sweep" and isinstance(record.get("setting"), str) else None
         value = record.get("value") if setting else None
         if setting and not isinstance(value, (int, float, str, bool)):
             continue
-        group = found.setdefault(gid, Group(gid, str(record.get("name") or gid), kind, setting))
+        value = value[:MAX_TEXT] if isinstance(value, str) else value  # a file's text, shown in tables and titles
+        group = found.setdefault(gid, Group(gid, str(record.get("name") or gid)[:MAX_TEXT], kind, setting))
         group.members.append(Member(name, float(test["accuracy"]), record.get("seed"), value, meta))
     for group in found.values():  # in the order they were trained, whatever order the registry lists them in
         group.members.sort(key=lambda m: (_run(m.metadata["group"].get("run")), m.name))

@@ -184,6 +184,7 @@ def plan(spec: specs.ModelSpec, config: specs.TrainConfig, base: str, *, seeds: 
         raise LabError(f"seeds must be a whole number from 1 to {MAX_SEEDS}, got {seeds!r}")
     sweep = [(value, *apply(spec, config, setting, value)) for value in values] if setting else [(None, spec, config)]
     total = len(sweep) * seeds
+    registry.check_free(base)  # the group's own name: the job is named after it
     if total < 2:
         raise LabError("a group needs at least 2 runs: more than one seed, or a setting to vary")
     if total > MAX_RUNS:

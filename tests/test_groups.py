@@ -204,3 +204,10 @@ def test_the_figures_draw_a_band_of_one_sd_and_error_bars_of_one_sd():
     words = charts_groups.accuracy_vs_value("optimizer", [{"value": "adam", "n": 1, "mean": 0.9, "sd": math.nan}],
                                             {"adam": [0.9]}).to_dict()
     assert words["layout"]["xaxis"]["type"] == "category"
+
+
+def test_text_read_from_metadata_is_bounded():
+    record = {"id": "X", "name": "n" * 5000, "kind": "sweep", "setting": "s" * 5000, "value": "v" * 5000}
+    (group,) = group_stats.collect([("a", meta(record, 0.9)), ("b", meta({**record, "value": 3}, 0.8))])
+    assert len(group.name) == len(group.setting) == group_stats.MAX_TEXT
+    assert group.values() == ["v" * group_stats.MAX_TEXT, 3]
