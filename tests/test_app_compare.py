@@ -282,3 +282,14 @@ def test_download_keras_offers_the_managed_models_bundle(registry_with, open_com
         assert {"model.keras", "metadata.json"} <= set(bundle.namelist())
         model_bytes = bundle.read("model.keras")
     assert model_bytes == (registry.model_path("tiny") / "model.keras").read_bytes()
+
+
+def test_picks_ride_in_the_url_and_survive_a_page_switch(registry_with, open_compare):
+    registry_with("a", "b", "c")
+    at = open_compare(query={"models": "c,a,gone"})  # a reloaded tab: its URL still names the picks
+    assert at.multiselect(key="compare_pick").value == ["c", "a"]  # a model deleted meanwhile is dropped
+    at.multiselect(key="compare_pick").set_value(["b", "c"]).run()
+    assert at.query_params["models"] == "b,c"
+    at.switch_page("views/home.py").run()
+    at.switch_page("views/compare.py").run()
+    assert at.multiselect(key="compare_pick").value == ["b", "c"]

@@ -13,6 +13,7 @@ from dashboard.components import (
     messages,
     mnist_gate,
     my_digits_ui,
+    page_state,
     robustness_view,
 )
 from mnist_core import compare, evaluate, registry, spec_words
@@ -60,6 +61,7 @@ def _reevaluate(names: list[str]) -> None:
 
 
 GALLERY_PAGE = 40  # disagreement images per gallery page
+PICK_PARAM = "models"  # the picked models in the URL
 
 
 def _predictions(names: list[str]) -> dict[str, np.ndarray] | None:
@@ -151,9 +153,14 @@ if not usable:
 else:
     have_mnist = mnist_gate.available() is not None  # stored metrics show without MNIST; the rest needs it
     if "compare_pick" not in ss:
-        ss.compare_pick = usable[:2]  # the list is newest first
+        # The picks outlive a page switch (a plain session key) and a reload (the URL); else the two newest.
+        from_url = [n for n in st.query_params.get(PICK_PARAM, "").split(",") if n in usable]
+        ss.compare_pick = ss.get(page_state.KEPT + "compare_pick") or from_url or usable[:2]
     ss.compare_pick = [n for n in ss.compare_pick if n in usable]
     picked = st.multiselect("Models", usable, key="compare_pick")
+    ss[page_state.KEPT + "compare_pick"] = picked
+    if st.query_params.get(PICK_PARAM, "") != ",".join(picked):
+        st.query_params[PICK_PARAM] = ",".join(picked)  # names are checked: letters, digits, - and _ only
     meta = {n: next(e.metadata for e in entries if e.name == n) for n in picked}
     if not picked:
         st.info("Pick one or more models.")
