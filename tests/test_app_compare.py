@@ -168,7 +168,8 @@ def test_curves_overlay_stored_curves_one_colour_per_model_on_every_chart(regist
     at.multiselect(key="compare_pick").set_value(["tiny", "old", "third"]).run()
     assert not at.exception
     curves = next(f for f in figures(at) if any(t.get("name") == "tiny train" for t in f["data"]))
-    bars = next(f for f in figures(at) if f["data"] and f["data"][0].get("type") == "bar")
+    bars = next(f for f in figures(at) if f["data"] and f["data"][0].get("type") == "bar"
+                and f["layout"]["xaxis"]["title"]["text"] == "digit")
     traces = {t["name"]: t for t in curves["data"]}
     curve = registry.read_metadata("tiny")["curve"]
     assert traces["tiny train"]["x"] == [p["epoch"] for p in curve] and len(curve) == 29  # not a single dot

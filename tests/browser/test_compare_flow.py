@@ -57,8 +57,8 @@ def test_three_models_robustness_ensemble_report_reload_and_narrow(page, app_ser
         screenshot(page, ARTIFACTS / "compare_flow_measured.png")
 
         # An ensemble of the three: saved, picked, and a fourth row in the table.
-        page.get_by_label("Ensemble name").fill("trio")
-        page.get_by_label("Ensemble name").press("Enter")
+        page.get_by_role("textbox", name="Ensemble name").fill("trio")
+        page.get_by_role("textbox", name="Ensemble name").press("Enter")
         app_server.wait_idle(page)
         page.get_by_role("button", name="Save as ensemble").click()
         page.get_by_text("Saved trio").wait_for(timeout=240_000)
