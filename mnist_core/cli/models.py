@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from mnist_core.cli import export as export_cli
+from mnist_core.cli import importer as import_cli
 from mnist_core.cli.common import print_table
 from mnist_core.display import printable
 from mnist_core.errors import LabError
@@ -16,12 +17,15 @@ def add_parser(sub) -> None:
     p = sub.add_parser("models", help="list saved models; models rename OLD NEW; models delete NAME; "
                        "models reimport NAME (accept a model.keras changed outside the lab, after safety checks); "
                        "models ensemble A,B[,...] [--name N] (save their averaged probabilities as one entry); "
-                       f"{export_cli.USAGE}")
-    p.add_argument("action", nargs="?", choices=["list", "rename", "delete", "reimport", "ensemble", "export"], default="list")
+                       f"{export_cli.USAGE}; {import_cli.USAGE}; {import_cli.RESCALE_USAGE}")
+    p.add_argument("action", nargs="?", choices=["list", "rename", "delete", "reimport", "ensemble", "export", "import", "rescale"],
+                   default="list")
     p.add_argument("names", nargs="*")
-    p.add_argument("--name", help="with ensemble: the new entry's name (default: ensemble-A-B-...)")
+    p.add_argument("--name", help="with ensemble: the new entry's name (default: ensemble-A-B-...); with import: "
+                   "the imported model's name")
     p.add_argument("--json", action="store_true")
     export_cli.add_arguments(p)
+    import_cli.add_arguments(p)
     p.set_defaults(run=run)
 
 
@@ -47,6 +51,8 @@ def run(args, events) -> None:
         _ensemble(args.names[0].split(","), args.name)
     elif args.action == "export":
         return export_cli.run(args)
+    elif args.action in ("import", "rescale"):
+        return import_cli.run(args) if args.action == "import" else import_cli.run_rescale(args)
     elif args.action == "delete":
         _want(args.names, 1, "models delete NAME")
         registry.delete(args.names[0])
