@@ -33,15 +33,13 @@ def add_arguments(parser) -> None:
 
 def run(args) -> None:
     from mnist_core.interop import importer
-    from mnist_core.tf_quiet import import_tensorflow
 
     if len(args.names) != 1:
         raise LabError(f"usage: {USAGE}")
     path = args.names[0]
     if not args.name:
         raise LabError(f"models import {printable(path)}: --name NAME is required (the imported model's name)")
-    importer.check_request(path, args.name, weights=args.import_weights, scaling=args.import_scaling)
-    import_tensorflow()
+    # The files are read and checked as data before TensorFlow loads (import_model loads it after).
     meta = importer.import_model(path, args.name, weights=args.import_weights, scaling=args.import_scaling)
     _report(meta, args.json, "imported")
 
