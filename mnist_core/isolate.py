@@ -30,6 +30,7 @@ NOISE_FLOOR = 0.12  # contrast above the local background that is never ink: pap
 INK_FRACTION = 0.15  # and below this share of the strongest ink, a pixel is background (preprocess's rule)
 LINE_FRACTION = 0.75  # a straight run at least this share of the image's width (height) is a ruled line:
 # a digit is rarely that long in a photo of it, and a page's lines run off the photo's edges
+MAX_LINE_THICK_FRACTION = 0.04  # ...and thinner than this share of the longest side (lines: 1-3%)
 MIN_LINE_PX = 40  # ...and at least this long: on a small image a digit's own bar could span half of it
 MIN_DIGIT_FRACTION = 0.04  # a main mark smaller than this share of the longest side is dirt, not a digit
 MIN_DIGIT_PX = 6  # ...or smaller than this
@@ -103,7 +104,10 @@ def _line_pixels(mask: np.ndarray, ink: np.ndarray, length: int, axis: int) -> t
                                     length, axis=axis).view(bool) & ink
     if not runs.any():
         return runs, 0
-    thin = 2 * int(np.median(_run_lengths(runs, 1 - axis))) + 1
+    thickness = int(np.median(_run_lengths(runs, 1 - axis)))
+    if thickness > MAX_LINE_THICK_FRACTION * max(mask.shape):  # a tall 1 drawn with a marker, not a line
+        return np.zeros_like(runs), 0
+    thin = 2 * thickness + 1
     thick_across = ndimage.binary_opening(ink, np.ones((thin, 1) if axis == 1 else (1, thin), bool))
     return runs & ~thick_across, thin
 
