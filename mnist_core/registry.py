@@ -2,9 +2,7 @@
 
 A model is a folder <name>/ holding model.keras and metadata.json. The metadata
 records the sha256 of model.keras, so only files the lab wrote itself are loaded.
-An ensemble (mnist_core.ensemble) is a folder holding metadata.json alone, naming its member models by name
-and sha256; it is usable only while every member is, unchanged. A member cannot be deleted or renamed while
-an ensemble names it (delete the ensemble first), so an ensemble never silently loses a member.
+An ensemble (mnist_core.ensemble, which says how it stays safe) is a folder holding metadata.json alone.
 """
 
 from __future__ import annotations
@@ -318,6 +316,15 @@ def entry_stamp(name: str) -> tuple:
         files = [folder / METADATA_FILE, *_ensembles().member_files(name, ensemble)]
     stamps = [(f.stat().st_mtime_ns, f.stat().st_size, f.stat().st_ino) for f in files]
     return (name, *stamps[0], *stamps[1:])
+
+
+def entry_sha256(name: str) -> str:
+    """The checksum to key a loadable entry's cached results on: its model.keras's, or for an ensemble the one
+    derived from its members' (checked against them). Raises LabError when the entry cannot be loaded."""
+    entry = inspect(check_name(name))
+    if not entry.ok:
+        raise LabError(f"cannot load {name!r}: {entry.reason or entry.status}")
+    return entry.metadata["model_sha256"]
 
 
 def rename(old: str, new: str) -> None:

@@ -116,6 +116,16 @@ def test_deleting_or_renaming_a_member_is_refused_naming_the_ensemble(tiny_and_d
     assert not (models / "tiny").exists()
 
 
+def test_entry_sha256_is_the_file_checksum_or_the_members_combined(tiny_and_default):
+    models, meta = tiny_and_default
+    assert registry.entry_sha256("tiny") == _sha256(models / "tiny" / "model.keras")
+    assert registry.entry_sha256("both") == meta["model_sha256"] == ensemble.combined_sha256(
+        [_sha256(models / "tiny" / "model.keras"), _sha256(models / "default" / "model.keras")])
+    shutil.rmtree(models / "default")
+    with pytest.raises(LabError, match="cannot load 'both': member 'default' is missing"):
+        registry.entry_sha256("both")
+
+
 def test_entry_stamp_follows_the_members(tiny_and_default):
     before = registry.entry_stamp("both")
     assert registry.entry_stamp("both") == before

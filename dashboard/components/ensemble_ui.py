@@ -1,7 +1,8 @@
 """Compare's Ensembles section: save the picked models as "ensemble of A, B, C" (averaged probabilities).
 
 The save runs in the button's callback: only a callback may add the new entry to Compare's model picker
-(its widget is drawn above this section), so the progress bar shows at the top of the page while it runs.
+(its widget is drawn above this section). A callback's elements go to the top of the page, so the progress
+is also told in a toast, which shows wherever the page is scrolled.
 """
 
 from __future__ import annotations
@@ -32,9 +33,15 @@ def _save(members: list[str]) -> None:
         registry.check_free(registry.check_name(name))  # before the slow part, like every bound here
         ensemble.check_members(members)
         bar = st.progress(0.0, text=f"Saving {markdown_literal(name)}...")
-        meta = ensemble.save(members, name, mnist=cache.mnist(),
-                             on_progress=lambda fraction, text: bar.progress(min(1.0, fraction), text=text))
+        note = st.toast(f"Saving {markdown_literal(name)}...", duration="infinite")  # seen wherever one scrolled
+
+        def progress(fraction: float, text: str) -> None:
+            bar.progress(min(1.0, fraction), text=text)
+            note.toast(f"{markdown_literal(name)}: {text}", duration="infinite")
+
+        meta = ensemble.save(members, name, mnist=cache.mnist(), on_progress=progress)
         bar.empty()
+        note.toast(f"Saved {markdown_literal(name)}.", duration="short")
     except Exception as exc:  # noqa: BLE001  one line in the section, never a traceback
         if not isinstance(exc, LabError):
             log.error("saving an ensemble failed", exc_info=exc)
