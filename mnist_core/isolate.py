@@ -166,10 +166,10 @@ def main_marks(mask: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, int]:
     for i in pieces:
         keep[i + 1] = group_of[i] == group_of[main] or _overlap(_box(*boxes[i]), reach)
     kept = keep[labels]
-    return kept, 1 + _similar_groups(groups, group_of, mass, boxes, main)
+    return kept, 1 + _similar_groups(group_of, mass, boxes, main)
 
 
-def _similar_groups(groups, group_of: dict[int, int], mass, boxes, main: int) -> int:
+def _similar_groups(group_of: dict[int, int], mass, boxes, main: int) -> int:
     """How many groups of pieces, other than the main one, look like another digit."""
     members: dict[int, list[int]] = {}
     for piece, group in group_of.items():
