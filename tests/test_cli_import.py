@@ -108,8 +108,8 @@ def test_bad_files_are_one_line_and_exit_2(files, tmp_path, capfd, monkeypatch):
         ([str(unknown), *weights], "unknown.json: refusing to import: config contains 'FancyDense'"),
         ([str(mismatch), *weights], f"arch_weights.h5: layer {dense!r} weights have shapes [(784, 10), (10,)], the "
                                     "architecture needs [(784, 12), (12,)]"),
-        ([str(files["json"])], "arch.json: an architecture .json holds no weights; pass its weights file with "
-                               "--weights W.h5"),
+        ([str(files["json"])], "arch.json: an architecture .json holds no weights; give the .h5 that "
+                               "save_weights wrote with it (--weights W.h5)"),
         ([str(listing), *weights], "list.json: not a Keras model architecture"),
         ([str(files["h5"]), *weights], "mlp_unit.h5: --weights goes with an architecture .json only"),
         ([str(tmp_path / "missing.keras")], "missing.keras: no such model file"),

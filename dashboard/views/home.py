@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import cache, host_guard
-from dashboard.components import mnist_gate
+from dashboard.components import import_ui, messages, mnist_gate
 from mnist_core import data
 from mnist_core.display import markdown_literal
 
@@ -52,7 +52,7 @@ if mnist is not None:
 st.subheader("Saved models")
 entries = cache.models()
 if not entries:
-    st.info("No saved models yet. Train one on the Train page.")
+    st.info("No saved models yet. Train one on the Train page, or import one below.")
 else:
     table = pd.DataFrame([e.row() for e in entries])[
         ["name", "type", "parameters", "test_accuracy", "created", "status", "reason"]]
@@ -63,3 +63,8 @@ else:
     broken = sum(not e.ok for e in entries)
     if broken:
         st.caption(f"{broken} entr{'y' if broken == 1 else 'ies'} cannot be loaded; the reason column says why.")
+    import_ui.render_downloads(entries)
+
+if mnist is not None:  # an import is measured and evaluated on MNIST
+    with messages.boundary("The import control failed"):
+        import_ui.render()

@@ -55,8 +55,8 @@ def check_request(path, weights=None) -> tuple[Path, Path | None, str]:
     limit = {"keras": MAX_KERAS_BYTES, "h5": MAX_H5_BYTES, "json": MAX_JSON_BYTES}[fmt]
     _check_size(path, limit)
     if fmt == "json" and weights is None:
-        raise LabError(f"{path.name}: an architecture .json holds no weights; pass its weights file with "
-                       "--weights W.h5")
+        raise LabError(f"{path.name}: an architecture .json holds no weights; give the .h5 that save_weights "
+                       "wrote with it (--weights W.h5)")
     if fmt != "json" and weights is not None:
         raise LabError(f"{path.name}: --weights goes with an architecture .json only; a {path.suffix} file holds "
                        "its own weights")
