@@ -77,7 +77,9 @@ def test_saliency_and_grad_cam_concentrate_on_the_ink(cnn, small_mnist):
         ratios.append(_ink_ratio(sal, x))
         cams.append(_ink_ratio(cnn.grad_cam(x, cls), x))
     # Gradients reach the background too (a stroke there would change the score), but less so than the ink.
-    assert np.median(ratios) > 1.5, ratios
+    # The shipped default was trained on thicker strokes, shifts and noise, so it also looks at the strokes'
+    # surroundings: its median ratio is about 1.3 (the earlier fast-cnn default's was 2.6).
+    assert np.median(ratios) > 1.2, ratios
     assert np.mean(np.array(ratios) > 1.0) >= 0.9, ratios
     assert np.median(cams) > 1.0, cams
 
@@ -90,11 +92,12 @@ def test_saliency_depends_on_the_class_asked_about(cnn, small_mnist):
 
 
 def test_gradient_matches_finite_differences(mlp, cnn, small_mnist):
-    x = _digit(small_mnist, 1)
+    # The CNN's max-pooling over tied values (MNIST's flat zero background gives many) is not differentiable:
+    # its gradient picks one of the tied inputs, and the slope either way differs from it by 10-30%. A faint
+    # random background (at most 1% grey) breaks the ties, so the gradient is the slope both ways.
+    x = _digit(small_mnist, 1) + np.random.default_rng(1).uniform(0, 0.01, (28, 28)).astype(np.float32)
     cls = int(small_mnist.y_test[1])
-    # The MLP is smooth almost everywhere. The CNN's max-pooling over tied values (the flat background gives
-    # many) makes it only piecewise differentiable: its gradient picks one of the tied inputs, so allow more.
-    for inspector, tolerance in ((mlp, 0.05), (cnn, 0.2)):
+    for inspector, tolerance in ((mlp, 0.05), (cnn, 0.1)):
         grad = inspector.gradient(x, cls)
         # The score's slope along the gradient's own direction is the gradient's length.
         step = 0.01 * grad / np.linalg.norm(grad)

@@ -33,7 +33,8 @@ def test_predictor_equals_calling_the_model(default_predictor, small_mnist):
 def test_default_model_reads_the_fixture_test_digits(default_predictor, small_mnist):
     probs = default_predictor.probabilities(data.normalise(small_mnist.x_test))
     accuracy = float((probs.argmax(1) == small_mnist.y_test).mean())
-    assert accuracy >= 0.98  # the shipped model scores 99.3% on all 10,000; these are 1,000 of them
+    recorded = registry.read_metadata("default")["test"]["accuracy"]  # on all 10,000; these are 1,000 of them
+    assert accuracy >= recorded - 0.01, (accuracy, recorded)
     assert default_predictor.classify(small_mnist.x_test[0] / 255.0).digit == 7
 
 

@@ -13,7 +13,7 @@ from PIL import Image
 
 @pytest.fixture(scope="session")
 def default_predictor(tmp_path_factory):
-    """The shipped default model (fast-cnn, 99.31%), loaded from a private copy."""
+    """The shipped default model (saved_models/default), loaded from a private copy."""
     from mnist_core.predict import Predictor
 
     folder = tmp_path_factory.mktemp("default_registry")
