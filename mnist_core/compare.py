@@ -22,7 +22,7 @@ def table_rows(metadata: dict[str, dict], timings: dict[str, dict] | None = None
         timing = (timings or {}).get(name, {})
         rows.append({
             "model": name,
-            "type": m.get("spec", {}).get("kind", ""),
+            "type": m.get("spec", {}).get("kind") or m.get("kind", ""),
             "parameters": m.get("parameters"),
             "epochs": len(m.get("history", [])),
             "train seconds": m.get("train_seconds"),

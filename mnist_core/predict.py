@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
@@ -74,7 +73,6 @@ class Predictor:
 
 
 def model_file_stamp(name: str) -> tuple:
-    """Changes whenever the saved model file changes, so caches keyed on it never serve a stale model."""
-    path = Path(registry.model_path(name)) / registry.MODEL_FILE
-    stat = path.stat()
-    return (name, stat.st_mtime_ns, stat.st_size, stat.st_ino)
+    """Changes whenever what the registry would load changes (model.keras, or an ensemble's members), so caches
+    keyed on it never serve a stale model. Raises OSError when a file is missing."""
+    return registry.entry_stamp(name)

@@ -81,6 +81,8 @@ def training_words(config: dict) -> dict[str, str]:
 def aspects(metadata: dict) -> dict[str, str]:
     """{aspect: words} for one model's metadata; an imported model without a spec says so."""
     spec, config = metadata.get("spec") or {}, metadata.get("config") or {}
+    if metadata.get("kind") == "ensemble":
+        return {"Network": str(metadata.get("description") or "an ensemble")}
     if not spec:
         network = {"Network": "not described (no lab spec)"}
     else:

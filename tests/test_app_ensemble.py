@@ -11,18 +11,11 @@ from PIL import Image
 
 from mnist_core import ensemble, evaluate, registry
 
-# The pages' model caches key on predict.model_file_stamp, which stats model.keras; an ensemble has none, so
-# until that function returns registry.entry_stamp(name) (a change in predict.py, not this engineer's file)
-# Compare's fresh sections and Draw fail for an ensemble in one line each. Strict: passing means remove this.
-NEEDS_ENTRY_STAMP = pytest.mark.xfail(strict=True, reason="predict.model_file_stamp must delegate to "
-                                      "registry.entry_stamp for entries without model.keras")
-
 
 def _errors(at) -> list[str]:
     return [e.value for e in at.error]
 
 
-@NEEDS_ENTRY_STAMP
 def test_compare_saves_an_ensemble_and_its_row_shows(app_page, registry_with, full_mnist):
     registry_with("tiny", default=True)
     at = app_page("views/compare.py", clean=True)
@@ -35,7 +28,8 @@ def test_compare_saves_an_ensemble_and_its_row_shows(app_page, registry_with, fu
     assert not _errors(at)
     assert "pair" in at.multiselect(key="compare_pick").value
     table = at.dataframe[0].value
-    row = table[table["model"] == "pair"].iloc[0]  # (its type column reads the spec, which an ensemble has none of)
+    row = table[table["model"] == "pair"].iloc[0]
+    assert row["type"] == "ensemble"
     # The row's accuracy is the averaged members' accuracy on the full test set, computed independently here.
     members = [m["name"] for m in registry.read_metadata("pair")["members"]]
     mean = sum(evaluate.probabilities(registry.load(m), full_mnist.x_test) for m in members) / len(members)
@@ -81,7 +75,6 @@ def _png(image: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-@NEEDS_ENTRY_STAMP
 def test_draw_picks_and_uses_a_saved_ensemble(app_page, registry_with, full_mnist, small_mnist):
     registry_with("tiny", default=True)
     ensemble.save(["tiny", "default"], "pair", mnist=small_mnist)

@@ -44,7 +44,7 @@ def test_three_models_robustness_ensemble_report_reload_and_narrow(page, app_ser
         verdict = page.get_by_test_id("stMarkdown").filter(has_text="is the most accurate").inner_text()
         assert "cnn-b" in verdict or "default" in verdict  # the CNNs are identical copies; either leads
         assert page.get_by_text("significantly better than mlp-a").count() >= 1
-        assert page.get_by_text("3 conv blocks 16-32-64").count() >= 1  # the specs, in words
+        page.get_by_text("conv blocks: none vs 3 conv blocks").first.wait_for(timeout=60_000)  # specs in words
 
         # Robustness: not measured yet, measured on request under a progress bar, then drawn for all three.
         page.get_by_role("button", name="Measure robustness (3 models)").click()
@@ -65,7 +65,7 @@ def test_three_models_robustness_ensemble_report_reload_and_narrow(page, app_ser
         app_server.wait_idle(page, timeout_ms=240_000)
         assert ensemble.is_dir() and not (ensemble / "model.keras").exists()  # names its members, copies nothing
         table = page.get_by_test_id("stDataFrame").first
-        table.get_by_text("trio").first.wait_for(timeout=60_000)
+        table.get_by_role("gridcell", name="trio", exact=True).wait_for(state="attached", timeout=60_000)
 
         # The report: one file, opened with the network off, every figure drawn.
         with page.expect_download(timeout=120_000) as download:
