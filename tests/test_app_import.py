@@ -86,3 +86,22 @@ def test_a_json_without_weights_is_one_error_line(app_page, tmp_path):
     assert [e.value for e in at.error] == [
         "arch.json: an architecture .json holds no weights; give the .h5 that save_weights "
         "wrote with it (--weights W.h5)"]
+
+
+def test_an_imported_model_works_on_compare_inspect_and_draw(app_page, foreign_h5, full_mnist):
+    """Nothing downstream knows about imports: the wrapper is an ordinary lab model. Its foreign layers sit flat
+    in it, so Inspect reads its Dense layers as in a lab MLP."""
+    from mnist_core.interop import importer
+
+    path, _ = foreign_h5
+    importer.import_model(path, "outside", mnist=full_mnist)
+    assert [layer.name for layer in registry.load("outside").layers][:3] == ["image", "pixels", "scale_minus1_1"]
+    at = app_page("views/compare.py", clean=True, query={"models": "outside"})
+    assert not at.error, [e.value for e in at.error]
+    assert "outside" in at.multiselect(key="compare_pick").value
+    at = app_page("views/inspect.py", clean=True)
+    picker = next(sb for sb in at.selectbox if "outside" in sb.options)
+    picker.set_value("outside").run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    at = app_page("views/draw.py", clean=True)
+    assert "outside" in at.sidebar.selectbox[0].options

@@ -119,7 +119,7 @@ def test_every_input_shape_sees_the_same_pixels(shape, small_mnist):
     keras.utils.set_random_seed(0)
     dense = keras.layers.Dense(10)
     foreign = keras.Sequential([keras.Input(shape), keras.layers.Flatten(), dense])
-    wrapped = importer.wrap(foreign, shape, "unit", "scores")
+    wrapped = importer.wrap([foreign], shape, "unit", "scores")
     x = small_mnist.x_test[:16]
     expected = keras.ops.softmax(dense(x.reshape(16, 784).astype("float32") / 255.0))
     np.testing.assert_allclose(np.asarray(wrapped(x[..., None].astype("float32") / 255.0)), np.asarray(expected),
@@ -130,7 +130,7 @@ def test_l2_columns_layer_matches_tf_keras_normalize(small_mnist):
     import keras
 
     x = small_mnist.x_test[:8]
-    layer_out = np.asarray(keras.Sequential(importer.scaling_layers("l2_columns"))(x[..., None] / 255.0))[..., 0]
+    layer_out = np.asarray(keras.Sequential(importer.scaling_layers("l2_columns"))(x / 255.0))
     np.testing.assert_allclose(layer_out, foreign_models.scaled(x, "l2_columns"), rtol=1e-5, atol=1e-6)
 
 

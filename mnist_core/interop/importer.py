@@ -4,7 +4,11 @@ The foreign network (read as data and checked by mnist_core.interop.sources) is 
 takes the lab's standard input, (N, 28, 28, 1) floats in [0, 1]:
 
     image -> input scaling (plain Rescaling / UnitNormalization layers) -> Reshape to the foreign input shape
-          -> the foreign network (one nested layer) -> Softmax, when the foreign network outputs scores
+          -> the foreign layers -> Softmax, when the foreign network outputs scores
+
+The foreign layers are placed one after another in the wrapper when the network is a plain chain (checked by
+comparing outputs), so Inspect sees its Dense and Conv2D layers as in a lab model; any other graph is kept as one
+nested layer.
 
 so Compare, Draw, Inspect, robustness, calibration, fine-tuning and export see an ordinary model. The scaling the
 network was trained with is found by measuring every candidate on a fixed slice of the lab's validation images
@@ -80,10 +84,11 @@ def import_model(path, name: str, *, weights=None, scaling: str | None = None, m
     mnist = mnist or data.load()
     probe_x, probe_y = probe_images(mnist)
     output = _output_kind(foreign, probe_x, input_shape)
+    layers = _chain_or_nested(foreign, input_shape, output, probe_x)
     scores = {}
     for i, candidate in enumerate(SCALINGS):
         say(0.2 + 0.5 * i / len(SCALINGS), f"Measuring input scaling {candidate} on {len(probe_x):,} images...")
-        scores[candidate] = _score(wrap(foreign, input_shape, candidate, output), probe_x, probe_y)
+        scores[candidate] = _score(wrap(layers, input_shape, candidate, output), probe_x, probe_y)
     best = min(scores, key=lambda s: (scores[s]["loss"], -scores[s]["accuracy"]))
     chosen = scaling or best
     provenance = {
@@ -94,9 +99,9 @@ def import_model(path, name: str, *, weights=None, scaling: str | None = None, m
                "scaling_overridden": scaling is not None and scaling != best, "scaling_scores": scores,
                "scaling_images": f"the first {len(probe_x):,} validation images of the lab's split "
                                  f"(validation_split={VALIDATION_SPLIT}, seed={SPLIT_SEED})",
-               "foreign_layer": FOREIGN_LAYER}
+               "foreign_layers": [layer.name for layer in layers]}
     say(0.7, "Evaluating on the full test set...")
-    return _save(name, wrap(foreign, input_shape, chosen, output), mnist, provenance, details, overwrite=False)
+    return _save(name, wrap(layers, input_shape, chosen, output), mnist, provenance, details, overwrite=False)
 
 
 def rescale(name: str, scaling: str, *, mnist=None, progress=None) -> dict:
@@ -113,10 +118,14 @@ def rescale(name: str, scaling: str, *, mnist=None, progress=None) -> dict:
         raise LabError(f"{name!r} was not imported; only an imported model's input scaling can be changed")
     import_tensorflow()
     _say(progress)(0.1, f"Rebuilding {name} with input scaling {scaling}...")
-    foreign = registry.load(name).get_layer(FOREIGN_LAYER)
+    stored = registry.load(name)
+    try:
+        layers = [stored.get_layer(layer) for layer in details["foreign_layers"]]
+    except (KeyError, TypeError, ValueError):
+        raise LabError(f"{name!r}: its metadata does not name the imported layers; import the file again") from None
     details = dict(details, scaling=scaling, scaling_overridden=scaling != details.get("detected_scaling"))
     _say(progress)(0.4, "Evaluating on the full test set...")
-    return _save(name, wrap(foreign, tuple(details["input_shape"]), scaling, details["output"]),
+    return _save(name, wrap(layers, tuple(details["input_shape"]), scaling, details["output"]),
                  mnist or data.load(), meta.get("provenance", {}), details, overwrite=True,
                  created=meta.get("created"))
 
@@ -186,7 +195,7 @@ def _output_kind(foreign, images: np.ndarray, input_shape: tuple) -> str:
 
 
 def scaling_layers(scaling: str) -> list:
-    """Plain, allow-listed Keras layers mapping the lab's [0, 1] (N, 28, 28, 1) input to `scaling`."""
+    """Plain, allow-listed Keras layers mapping the lab's [0, 1] pixels, as (N, 28, 28), to `scaling`."""
     import keras
 
     layers = keras.layers
@@ -195,22 +204,42 @@ def scaling_layers(scaling: str) -> list:
         "byte": [layers.Rescaling(255.0, name="scale_0_255")],
         "symmetric": [layers.Rescaling(2.0, offset=-1.0, name="scale_minus1_1")],
         "l2_columns": [layers.UnitNormalization(axis=1, name="l2_columns")],
-        "l2_image": [layers.UnitNormalization(axis=[1, 2, 3], name="l2_image")],
+        "l2_image": [layers.UnitNormalization(axis=[1, 2], name="l2_image")],
         "standard": [layers.Rescaling(1.0 / MNIST_STD, offset=-MNIST_MEAN / MNIST_STD, name="standardise")],
     }[scaling]
 
 
-def wrap(foreign, input_shape: tuple, scaling: str, output: str):
-    """The lab-format model around `foreign` (see the module docstring)."""
+def _chain_or_nested(foreign, input_shape: tuple, output: str, images: np.ndarray) -> list:
+    """The foreign model's layers when calling them one after another gives its own outputs (a plain chain
+    whose names do not clash with the wrapper's), else [the model itself] as one nested layer."""
+    import keras
+
+    chain = [layer for layer in foreign.layers if not isinstance(layer, keras.layers.InputLayer)]
+    x = images[:64, ..., None].astype(np.float32) / 255.0
+    try:
+        flat = np.asarray(wrap(chain, input_shape, "unit", output)(x, training=False))
+        nested = np.asarray(wrap([foreign], input_shape, "unit", output)(x, training=False))
+        if flat.shape == nested.shape and np.allclose(flat, nested, atol=1e-5):
+            return chain
+    except Exception:  # noqa: BLE001  not a chain (branches, shared layers, a clashing name): keep it whole
+        pass
+    foreign.name = FOREIGN_LAYER
+    return [foreign]
+
+
+def wrap(layers: list, input_shape: tuple, scaling: str, output: str):
+    """The lab-format model around the foreign `layers`, called in order (see the module docstring)."""
     import keras
 
     image = keras.Input((28, 28, 1), name="image")
-    x = image
+    # Scaled as (N, 28, 28) images, the layout normalize(x, axis=1) was called on; and so no scaling layer has a
+    # 4-D output that Inspect would take for a convolutional feature map.
+    x = keras.layers.Reshape((28, 28), name="pixels")(image)
     for layer in scaling_layers(scaling):
         x = layer(x)
     x = keras.layers.Reshape(tuple(input_shape), name="to_foreign_shape")(x)
-    foreign.name = FOREIGN_LAYER  # one name to find it by when the scaling is changed later
-    x = foreign(x)
+    for layer in layers:
+        x = layer(x)
     if output != "probabilities":
         x = keras.layers.Softmax(name="probabilities")(x)
     return keras.Model(image, x, name="imported")
