@@ -232,3 +232,25 @@ def test_canvas_image_keeps_what_the_browser_sent_and_seeds_a_remounted_canvas()
     at.session_state["browser_sends"] = 90  # a new stroke on the remounted canvas: the seed stays put
     at.run()
     assert at.markdown[0].value == "seed={'objects': [{'type': 'Path', 'n': 200}]} image=90"
+
+
+def test_calibrated_confidence_divides_the_logits_by_the_fitted_temperature(app_page, registry_with, full_mnist):
+    from mnist_core import calibration, calibration_report, registry
+    from mnist_core.predict import Predictor
+
+    registry_with(default=True)
+    at = app_page("views/draw.py")
+    digit = 255 - np.asarray(Image.fromarray(full_mnist.x_test[0]).resize((280, 280), Image.Resampling.BILINEAR))
+    _upload(at, "seven.png", _encode(digit, "PNG"))
+    plain = next(m for m in at.metric if m.label == "Confidence")
+    toggle = next(t for t in at.toggle if t.label.startswith("Calibrated confidence"))
+    toggle.set_value(True).run()
+    assert not at.exception and not at.error
+    shown = next(m for m in at.metric if m.label.startswith("Confidence (calibrated, T="))
+    temperature = calibration_report.stored_temperature(registry.read_metadata("default")["model_sha256"])
+    assert temperature is not None and temperature != 1.0 and f"T={temperature:.2f}" in shown.label
+    from mnist_core import preprocess
+
+    probs = Predictor.load("default").probabilities(preprocess.image_to_mnist(_encode(digit, "PNG"), "seven.png").input)
+    expected = calibration.apply_temperature(probs, temperature)[0].max()
+    assert shown.value == f"{expected:.1%}" and plain.value == f"{probs[0].max():.1%}"

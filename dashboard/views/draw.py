@@ -27,12 +27,20 @@ with st.sidebar:  # sticky: the choices survive a visit to another page (no defa
     compare_all = st.toggle("Compare all saved models", key=sticky("draw_compare_all", False))
     stroke = st.slider("Stroke width", 8, 40, key=sticky("draw_stroke", 20, range(8, 41)))
     show_steps_on = st.toggle("Show preprocessing steps", key=sticky("draw_steps", False))
+    calibrated = st.toggle(cache.calibration_toggle_label(model_name), key=sticky("draw_calibrated", False),
+                           help="Confidence from the model's logits divided by a temperature fitted on its own "
+                                "validation split (Compare, Calibration). The predicted digit stays the same.")
 
 try:
     predictor = cache.predictor(model_name)  # loaded (and cached) before the first stroke, not on it
 except Exception as exc:  # noqa: BLE001  this model only: the sidebar still offers the others
     messages.error(exc)
     st.stop()
+if calibrated:
+    try:
+        predictor = cache.calibrated_predictor(model_name)  # the same model and traced function, at T
+    except LabError as exc:  # e.g. MNIST not downloaded: the model's own confidence is still shown
+        messages.error(f"Calibrated confidence is off: {exc}")
 
 st.session_state.setdefault("canvas_round", 0)
 
@@ -57,7 +65,8 @@ def show_prediction(prepared, prediction, upload) -> None:
     # The answer goes out first: figures take longer to build and to render (plotly.js loads lazily).
     if judged.sure:
         metrics.metric("Prediction", prediction.digit)
-        metrics.metric("Confidence", f"{prediction.confidence:.1%}")
+        calibrated_t = f" (calibrated, T={predictor.temperature:.2f})" if predictor.temperature != 1.0 else ""
+        metrics.metric(f"Confidence{calibrated_t}", f"{prediction.confidence:.1%}")
     else:  # no big number: a shaky answer shown as one would be read as certain
         metrics.warning(not_sure_text(judged), icon=":material/help:")
     if upload is not None:
