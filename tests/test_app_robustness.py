@@ -30,6 +30,7 @@ def test_compare_measures_on_request_then_shows_cached_curves(registry_with, app
     assert robustness_curves(at) is None  # nothing measured yet: a button, no numbers
     at.button(key="robustness_measure").click().run()
     assert not at.exception, at.exception
+    assert not [b for b in at.button if b.key == "robustness_measure"]  # measured: the offer is gone
     fig = robustness_curves(at)
     assert fig is not None
     for name in ("tiny", "default"):
@@ -45,7 +46,10 @@ def test_compare_measures_on_request_then_shows_cached_curves(registry_with, app
     default_row = table[table["model"] == "default"].iloc[0]
     assert default_row["summary"] == pytest.approx(robustness.cached("default", full_mnist)["summary"])
     assert default_row["summary"] > table[table["model"] == "tiny"].iloc[0]["summary"]  # a 99% CNN vs a 1-epoch MLP
-    assert len(charts(at)) > 0 and not at.get("plotly_chart")[0].proto.spec == ""
+    strip = next(c for c in charts(at) if any(a.get("text", "").startswith("pgd ")
+                                              for a in c["layout"].get("annotations", [])))
+    titles = [a["text"] for a in strip["layout"]["annotations"]]
+    assert "shift 3" in titles and "pgd 0.2" in titles  # one digit through every ladder, each level titled
 
     from dashboard.components import robustness_view
 

@@ -17,6 +17,7 @@ from mnist_core.display import markdown_literal
 from mnist_core.errors import LabError
 
 MAX_MODELS = 8  # each model not measured yet costs up to half a minute of the server's CPU
+FLASH_SLOT = "robustness"
 
 
 def summary_score(name: str) -> float | None:
@@ -42,18 +43,18 @@ def _cached(names: list[str], mnist) -> tuple[dict[str, dict], list[str]]:
     return results, missing
 
 
-def _measure(missing: list[str], mnist, results: dict[str, dict]) -> None:
-    bar = st.progress(0.0, text="Measuring robustness...")
+def _measure(missing: list[str], mnist) -> None:
+    bar, failures = st.progress(0.0, text="Measuring robustness..."), []
     for k, name in enumerate(missing):
         def progress(fraction: float, text: str, k=k, name=name) -> None:
             bar.progress(min(1.0, (k + fraction) / len(missing)), text=f"{name} ({k + 1} of {len(missing)}): {text}")
 
         try:
-            model = cache.predictor(name).model
-            results[name] = robustness.for_model(name, mnist, model=model, progress=progress)
-        except LabError as exc:
-            messages.error(f"{name}: {exc}")
-    bar.empty()
+            robustness.for_model(name, mnist, model=cache.predictor(name).model, progress=progress)
+        except LabError as exc:  # the other models are still measured; said after the rerun
+            failures.append(f"{name}: {messages.first_line(exc)}")
+    if failures:
+        messages.flash(FLASH_SLOT, "error", "Not measured: " + "; ".join(failures))
 
 
 def summary_table(results: dict[str, dict]) -> pd.DataFrame:
@@ -78,6 +79,7 @@ def render(picked: list[str], colors: dict[str, str]) -> None:
     except LabError:
         st.info("Robustness is measured on MNIST test digits: fetch MNIST first (above or on Home).")
         return
+    messages.show(FLASH_SLOT)
     shown = picked[:MAX_MODELS]
     if len(picked) > MAX_MODELS:
         st.caption(f"Robustness shows the first {MAX_MODELS} picked models; unpick some to see others.")
@@ -87,8 +89,8 @@ def render(picked: list[str], colors: dict[str, str]) -> None:
         st.write(f"Not measured yet: **{listed}** (about half a minute each; kept for every later visit).")
         if st.button(f"Measure robustness ({len(missing)} model{'s' if len(missing) > 1 else ''})",
                      key="robustness_measure", icon=":material/speed:"):
-            _measure(missing, mnist, results)
-            results = {n: results[n] for n in shown if n in results}  # picked order, for colours and legend
+            _measure(missing, mnist)
+            st.rerun()  # every measured model is now read from the cache, in picked order
     if not results:
         return
     first = next(iter(results.values()))
