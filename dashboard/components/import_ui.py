@@ -112,13 +112,13 @@ def _scaling_panel(name: str) -> None:
     scores = details.get("scaling_scores") or {}
     if not scores:
         return
-    st.markdown(f"**Input scaling of {markdown_literal(name)}**: {markdown_literal(details['scaling'])} "
-                f"({'your choice' if details.get('scaling_overridden') else 'measured best'}; measured best: "
-                f"{markdown_literal(details.get('detected_scaling', ''))}). Input shape "
-                f"{tuple(details.get('input_shape', []))}, output {details.get('output')}.")
+    how = (f"your choice; measured best: {markdown_literal(details.get('detected_scaling', ''))}"
+           if details.get("scaling_overridden") else "measured best")
+    st.markdown(f"**Input scaling of {markdown_literal(name)}**: {markdown_literal(details['scaling'])} ({how}). "
+                f"Input shape {tuple(details.get('input_shape', []))}, output {details.get('output')}.")
     st.dataframe(pd.DataFrame([
-        {"scaling": key, "what the model is fed": importer.SCALINGS.get(key, ""), "accuracy": s["accuracy"],
-         "loss": s["loss"], "chosen": key == details["scaling"]} for key, s in scores.items()]),
+        {"scaling": key, "accuracy": s["accuracy"], "loss": s["loss"], "chosen": key == details["scaling"],
+         "what the model is fed": importer.SCALINGS.get(key, "")} for key, s in scores.items()]),
         hide_index=True, column_config={"accuracy": st.column_config.NumberColumn(format="percent"),
                                         "loss": st.column_config.NumberColumn(format="%.3f")})
     st.caption(f"Measured on {details.get('scaling_images', 'validation images')}; the lowest loss wins.")
