@@ -37,6 +37,10 @@ class _Figures:
         self.first = True
 
     def __call__(self, fig: go.Figure) -> str:
+        # The page's figures sit in narrow columns with tight margins; a report page has room for tick labels.
+        fig.update_layout(margin=dict(l=70, r=20))
+        fig.update_xaxes(automargin=True)
+        fig.update_yaxes(automargin=True)
         out = fig.to_html(full_html=False, include_plotlyjs="inline" if self.first else False,
                           config={"displaylogo": False})
         self.first = False

@@ -24,7 +24,7 @@ def table_rows(metadata: dict[str, dict], timings: dict[str, dict] | None = None
             "model": name,
             "type": m.get("spec", {}).get("kind") or m.get("kind", ""),
             "parameters": m.get("parameters"),
-            "epochs": len(m.get("history", [])),
+            "epochs": len(m.get("history") or []) or None,  # an ensemble was never trained
             "train seconds": m.get("train_seconds"),
             "test accuracy": test.get("accuracy"),
             "test loss": test.get("loss"),
@@ -215,7 +215,12 @@ def verdict(accuracy: dict[str, float], pairs: list[dict], matrices: dict[str, n
         return []
     ranked = sorted(accuracy, key=accuracy.get, reverse=True)
     best, runner_up = ranked[0], ranked[1]
-    sentences = [f"{best} is the most accurate on the 10,000 test digits ({accuracy[best]:.2%})."]
+    tied = [n for n in ranked if accuracy[n] == accuracy[best]]
+    if len(tied) > 1:
+        sentences = [f"{_names(tied)} share the best accuracy on the 10,000 test digits ({accuracy[best]:.2%}); "
+                     f"{best} stands for them below."]
+    else:
+        sentences = [f"{best} is the most accurate on the 10,000 test digits ({accuracy[best]:.2%})."]
     beaten, level = [], []
     for row in pairs:
         if best not in (row["model A"], row["model B"]):

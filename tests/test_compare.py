@@ -136,3 +136,12 @@ def test_timings_interleave_and_mark_only_a_clear_winner(small_mnist):
     same = [1.0, 1.2, 0.9, 1.1, 1.0, 0.95]
     assert speed.clear_winner({"a": same, "b": same[::-1]}, higher_is_better=False) is None
     assert speed.clear_winner({"a": same}, higher_is_better=False) is None
+
+
+def test_verdict_says_when_the_best_accuracy_is_shared():
+    accuracy = {"a": 0.99, "b": 0.99, "c": 0.95}
+    pairs = [_pair("a", "b", 0, 0, False), _pair("a", "c", 50, 10, True), _pair("b", "c", 50, 10, True)]
+    text = compare.verdict(accuracy, pairs, {})
+    assert text[0] == "a and b share the best accuracy on the 10,000 test digits (99.00%); a stands for them below."
+    assert text[1:3] == ["It is significantly better than c (Holm-corrected McNemar, p < 0.05).",
+                         "Its lead over b is within chance: not significant."]
