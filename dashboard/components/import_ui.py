@@ -56,9 +56,10 @@ def render() -> None:
                    "**.json** (`model.to_json()`) with its **.h5** weights (`model.save_weights`); up to "
                    f"{host_guard.MAX_UPLOAD_MB} MB each. Nothing in a file is run: Lambda layers, custom objects "
                    "and classes from outside Keras are refused.")
-        model_file = st.file_uploader("Model file", type=MODEL_TYPES, key="import_model_file")
+        model_file = st.file_uploader("Model file", type=MODEL_TYPES, key="import_model_file",
+                                      max_upload_size=host_guard.MAX_UPLOAD_MB)
         weights_file = st.file_uploader("Weights (.h5), only with an architecture .json", type=["h5", "hdf5"],
-                                        key="import_weights_file")
+                                        key="import_weights_file", max_upload_size=host_guard.MAX_UPLOAD_MB)
         if model_file is not None and ss.get("import_name_for") != model_file.name:
             ss.import_name_for, ss.import_name = model_file.name, _default_name(model_file.name)
         st.text_input("Name", key="import_name", max_chars=64,
