@@ -199,3 +199,23 @@ def test_size_bounds_stop_bombs(tmp_path, monkeypatch):
     weights.write_bytes(b"never opened: the config is refused first")
     with pytest.raises(LabError, match=r"^deep\.json: refusing to import: config is nested more than 64 deep"):
         importer.import_model(deep, "bomb", weights=weights)
+
+
+def test_an_h5_never_reaches_keras_load_model(foreign, small_mnist, monkeypatch):
+    """Keras's load_model ignores safe_mode for .h5 files: an .h5 import builds from the checked config instead."""
+    import keras
+
+    calls = []
+    real = keras.saving.load_model
+
+    def spy(path, *args, **kwargs):
+        calls.append(str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(keras.saving, "load_model", spy)
+    monkeypatch.setattr(keras.models, "load_model", spy)
+    json_path, weights_path, _ = foreign["json"]
+    importer.import_model(foreign["h5"][0], "spied-h5", mnist=small_mnist)
+    importer.import_model(json_path, "spied-json", weights=weights_path, mnist=small_mnist)
+    assert not any(c.endswith((".h5", ".hdf5")) for c in calls), calls
+    assert all(c.endswith("model.keras") for c in calls)  # only the registry's own files, after its checks
