@@ -6,6 +6,10 @@ twenty rows of `spec.conv_blocks[0].padding` do not. Works on metadata dicts, wh
 
 from __future__ import annotations
 
+# TrainConfig.augment's levels in words (mnist_core/augment.py defines what each does).
+AUGMENT_WORDS = {False: "none", True: "light: small shifts and rotations",
+                 "real-input": "real input: shifts, turns, scale, slant, stroke width, elastic, blur, noise"}
+
 
 def _same(values: list):
     return values[0] if values and all(v == values[0] for v in values) else None
@@ -72,7 +76,7 @@ def training_words(config: dict) -> dict[str, str]:
         "Optimizer": optimizer,
         "Batch and epochs": f"batch {config.get('batch_size', '?')}, {epochs} epoch{'s' if epochs != 1 else ''}"
                             + (f", early stopping after {patience} without improvement" if patience else ""),
-        "Augmentation": {False: "none", True: "small shifts and rotations"}.get(augment, str(augment)),
+        "Augmentation": AUGMENT_WORDS.get(augment, str(augment)),
         "Validation and seed": (f"{split:.0%} held out" if split else "no validation split")
                                + f", seed {config.get('seed', '?')}",
     }

@@ -237,3 +237,15 @@ def test_a_link_with_a_batch_the_sidebar_cannot_show_is_refused_not_clamped(app_
     at = app_page("views/train.py", clean=True, query={"spec": encode_for_url(spec, config)})
     assert any(f"batch_size {MAX_BATCH + 1:,} is over the sidebar's limit" in e.value for e in at.error)
     assert bundle(at) == tuple(specs.preset("mlp-2x128").copy())  # the default, not a clamped copy of the link
+
+
+def test_augmentation_is_one_of_its_three_levels(open_train):
+    at = open_train()
+    at.selectbox(key="sb_preset").set_value("robust-cnn").run()
+    box = at.selectbox(key="sb_augment")
+    assert box.value == "real-input" and box.options == ["none", "light: small shifts and rotations",
+                                                         "real input: shifts, turns, scale, slant, stroke width, "
+                                                         "elastic, blur, noise"]
+    assert bundle(at)[1].augment == "real-input"  # the checkbox this replaces turned it into true or false
+    box.set_value(True).run()
+    assert bundle(at)[1].augment is True

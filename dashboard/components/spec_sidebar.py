@@ -17,6 +17,7 @@ import streamlit as st
 from mnist_core import spec as specs
 from mnist_core.display import markdown_literal
 from mnist_core.errors import LabError
+from mnist_core.spec_words import AUGMENT_WORDS
 
 DEFAULT_PRESET = "mlp-2x128"
 CUSTOM = "custom"
@@ -213,7 +214,9 @@ def spec_editor() -> tuple[specs.ModelSpec, specs.TrainConfig, str | None]:
                 st.number_input("early-stopping patience (epochs, 0 = off)", 0, specs.MAX_EPOCHS, key="sb_patience",
                                 on_change=_on_field, help="Stop when validation loss has not improved for this many "
                                 "epochs, and keep the best epoch's weights. Needs a validation split.")
-            st.checkbox("augment (small shifts and rotations)", key="sb_augment", on_change=_on_field)
+            st.selectbox("Augmentation", specs.AUGMENT_LEVELS, key="sb_augment", on_change=_on_field,
+                         format_func=AUGMENT_WORDS.get,
+                         help="How the training images are varied each epoch (mnist_core/augment.py).")
 
         spec, config = _read()
         st.header("Spec file")
