@@ -39,7 +39,8 @@ def test_case06_ui_bad_upload_on_draw_is_one_error_line(app_page, registry_with,
         assert not at.metric, kind  # no prediction from bad bytes
         _upload(at, "digit.png", digit_png)  # the page recovers with a good file
         assert not at.exception and not at.error, kind
-        assert any(m.label == "Prediction" for m in at.metric), kind
+        # An answer again: a number, or (the fixture-trained model below 70%) "Not sure: ..." with candidates.
+        assert any(m.label == "Prediction" for m in at.metric) or any("Not sure" in w.value for w in at.warning), kind
 
 
 def test_case06_ui_blank_upload_says_no_digit(app_page, registry_with):
