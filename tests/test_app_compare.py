@@ -294,3 +294,24 @@ def test_picks_ride_in_the_url_and_survive_a_page_switch(registry_with, open_com
     at.switch_page("views/home.py").run()
     at.switch_page("views/compare.py").run()
     assert at.multiselect(key="compare_pick").value == ["b", "c"]
+
+
+def test_export_to_onnx_shows_parity_and_latency_and_offers_the_file(registry_with, open_compare, full_mnist):
+    import onnxruntime
+
+    registry_with("tiny")
+    at = open_compare()
+    at.selectbox(key="export_format").set_value("onnx")
+    at.button(key="export_run").click().run()
+    assert not at.exception and not at.error
+    same = next(m for m in at.metric if m.label == "Same digit as the lab's model")
+    assert same.value == "100.00%"
+    latency = next(m for m in at.metric if m.label.startswith("Single image in onnxruntime"))
+    assert float(latency.value.removesuffix(" ms")) > 0
+    data, _ = at.session_state["export_results"][next(iter(at.session_state["export_results"]))]
+    session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])  # the file, in its own runtime
+    x = (full_mnist.x_test[:50].astype("float32") / 255)[..., None]
+    onnx_digits = session.run(None, {session.get_inputs()[0].name: x})[0].argmax(1)
+    keras_digits = registry.load("tiny")(x, training=False).numpy().argmax(1)
+    assert (onnx_digits == keras_digits).all()
+    assert any(b.label == "Download tiny.onnx" for b in at.get("download_button"))

@@ -9,6 +9,7 @@ from dashboard.components import (
     calibration_view,
     compare_summary,
     ensemble_ui,
+    export_ui,
     group_view,
     messages,
     mnist_gate,
@@ -134,6 +135,8 @@ def _manage(entries: list[registry.Entry]) -> None:
     else:
         right.button("Delete...", on_click=lambda: ss.update(compare_confirm=ss.compare_manage))
     if next(e for e in entries if e.name == name).ok:
+        with st.expander(f"Export {name} to run outside the lab (ONNX, TFLite)"):
+            export_ui.render(name)
         right.download_button("Download .keras", lambda: export.keras_bundle(name), f"{name}.zip", "application/zip",
                               on_click="ignore", help="A zip of model.keras, its metadata.json and input.json (what "
                                                        "input the model expects), for use outside the lab.")
