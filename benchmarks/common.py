@@ -117,7 +117,7 @@ def load_results() -> list[dict]:
 
 
 ORDER = ("time_to_accuracy", "best_cnn", "predict_latency", "app_pages", "job_overhead", "job_eta", "eval_throughput",
-         "inspect_speed")
+         "inspect_speed", "robustness", "export")
 
 
 def table_rows(results: list[dict]) -> list[list[str]]:

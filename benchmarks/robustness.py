@@ -80,7 +80,10 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", type=Path, default=[ROOT / "saved_models" / "default"])
     parser.add_argument("--subset", type=int, default=None, help="test images (default: the lab's 2,000)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="smoke run on 200 images (run_all --quick)")
     args = parser.parse_args()
+    if args.quick and args.subset is None:
+        args.subset = 200
     from mnist_core.tf_quiet import import_tensorflow
 
     import_tensorflow()
@@ -92,7 +95,7 @@ def main() -> None:
         runs.append(measure(folder, mnist, args.subset, args.seed))
         print({k: v for k, v in runs[-1].items() if k != "result"}, flush=True)
     targets, details = merged(runs)
-    write("robustness", targets, details, quick=False)
+    write("robustness", targets, details, quick=args.quick)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ import time
 
 import common
 
-BENCHMARKS = ("time_to_accuracy", "predict_latency", "app_pages", "job_overhead", "job_eta", "eval_throughput", "inspect_speed")
+BENCHMARKS = ("time_to_accuracy", "predict_latency", "app_pages", "job_overhead", "job_eta", "eval_throughput", "inspect_speed",
+              "robustness", "export_latency")
 
 
 def print_table(rows: list[list[str]]) -> None:
