@@ -22,6 +22,7 @@ KINDS = ("mlp", "cnn")
 REAL_INPUT = "real-input"
 AUGMENT_LEVELS = (False, True, REAL_INPUT)  # TrainConfig.augment; mnist_core.augment defines what each does
 MAX_EPOCHS = 1000
+MAX_ADVERSARIAL_EPS = 0.3  # TrainConfig.adversarial_eps: beyond it MNIST digits stop being the digit they were
 TRAIN_SIZE = 60000
 
 
@@ -147,6 +148,10 @@ class TrainConfig:
     patience          0          early stopping: end training once the validation loss has not improved for
                                  this many epochs, and keep the weights of the best epoch; 0 turns it off;
                                  a whole number in [0, 1000]; needs validation_split > 0
+    adversarial_eps   0.0        adversarial training: when above 0, half of every training batch is replaced by
+                                 FGSM examples (from a random start) made against the current weights, each
+                                 pixel moved by at most this much (0-1 pixel units); a number in [0, 0.3];
+                                 0 trains as without it (mnist_core.adversarial)
     ================  =========  ===============================================================================
     """
 
@@ -160,6 +165,7 @@ class TrainConfig:
     seed: int = 0
     augment: bool | str = False
     patience: int = 0
+    adversarial_eps: float = 0.0
 
     def validate(self, train_size: int = TRAIN_SIZE) -> TrainConfig:
         _choice(self.optimizer, "optimizer", OPTIMIZERS)
@@ -174,6 +180,7 @@ class TrainConfig:
         _check(isinstance(self.augment, bool) or self.augment == REAL_INPUT,
                f"augment must be false, true or {REAL_INPUT!r}, got {self.augment!r}"[:120])
         _number(self.patience, "patience", 0, MAX_EPOCHS, integer=True)
+        _number(self.adversarial_eps, "adversarial_eps", 0, MAX_ADVERSARIAL_EPS, integer=False)
         _check(not self.patience or self.validation_split > 0,
                "patience needs a validation split: early stopping watches the validation loss, "
                "so set validation_split above 0 or patience to 0")

@@ -23,6 +23,7 @@ import tensorflow as tf
 
 from mnist_core import cost
 from mnist_core import data as mnist_data
+from mnist_core.adversarial import AdversarialTrainer
 from mnist_core.augment import make_augmenter
 from mnist_core.build import build
 from mnist_core.spec import ModelSpec, TrainConfig
@@ -213,7 +214,9 @@ def fit(spec: ModelSpec, config: TrainConfig, on_event: Callable[[Event], None] 
     steps = math.ceil(len(x_tr) / config.batch_size)
 
     model = build(spec)
-    compile_model(model, config, steps)
+    # With adversarial_eps the wrapper only changes how training batches are made; `model` is still what is saved.
+    trainer = AdversarialTrainer(model, config.adversarial_eps, config.seed) if config.adversarial_eps else model
+    compile_model(trainer, config, steps)
     emit({"event": "start", "epochs": config.epochs, "steps_per_epoch": steps, "params": int(model.count_params()),
           "train_size": len(x_tr), "validation_size": len(x_val)})
     callback = EventCallback(emit, stop, steps, epochs=config.epochs, train_size=len(x_tr),
@@ -223,13 +226,13 @@ def fit(spec: ModelSpec, config: TrainConfig, on_event: Callable[[Event], None] 
     if config.patience:
         early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True)
         callbacks.append(early)
-    model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, verbose=0, shuffle=False, callbacks=callbacks)
+    trainer.fit(train_ds, validation_data=val_ds, epochs=config.epochs, verbose=0, shuffle=False, callbacks=callbacks)
     result = FitResult(model, callback.history, time.perf_counter() - started, callback.stopped, callback.curve)
     if callback.stopped:
         result.stopped_at_epoch = callback.epoch
         if callback.best_weights is not None:
             # After EarlyStopping's own restore, which may have counted the partial epoch's validation.
-            model.set_weights(callback.best_weights)
+            trainer.set_weights(callback.best_weights)
             result.best_epoch = callback.best_epoch
     elif early is not None and early.stopped_epoch > 0:
         result.early_stopped = {"epoch": early.stopped_epoch + 1, "best_epoch": early.best_epoch + 1}
