@@ -148,7 +148,7 @@ def test_non_object_spec_json():
     ({"seed": -1}, "seed must be a whole number in [0, 2147483647], got -1"),
     ({"optimizer": "lbfgs"}, "optimizer must be one of adam, adamw, sgd, rmsprop, adadelta, got 'lbfgs'"),
     ({"schedule": "step"}, "schedule must be one of constant, cosine, one-cycle, got 'step'"),
-    ({"lr": 0.1}, "config: unknown field(s) lr; known: augment, batch_size,"),
+    ({"lr": 0.1}, "config: unknown field(s) lr; known: adversarial_eps, augment, batch_size,"),
     ({"patience": -1}, "patience must be a whole number in [0, 1000], got -1"),
     ({"patience": 2.5}, "patience must be a whole number in [0, 1000], got 2.5"),
     ({"patience": "3"}, "patience must be a whole number in [0, 1000], got '3'"),
