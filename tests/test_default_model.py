@@ -92,3 +92,52 @@ def test_drawn_digits_are_read_in_every_style(default_model, style):
     assert inputs.shape == (10, 28, 28)
     predicted = np.asarray(default_model(inputs[..., None], training=False)).argmax(1)
     assert predicted.tolist() == list(range(10)), style
+
+
+# The old fast-cnn default on the robustness view's ladders (benchmarks/results/robustness.json,
+# default@703b1c9089c5): issue 13 wants the retrained default to do at least as well there, measured here by
+# code of its own on the full test set (occlusion) or 2,000 test images (the attacks). The shipped robust-cnn
+# default does not yet (about 69%, 68% and 21% here), so these are strict expected failures: they turn into
+# errors the day a default that meets them is shipped, and then the marks go.
+OLD_DEFAULT = {"occlusion 8 px": 0.7985, "fgsm 0.1": 0.82, "pgd 0.1": 0.66}
+NOT_YET = pytest.mark.xfail(strict=True, reason="issue 13: the shipped default degrades more than the old one here")
+
+
+@NOT_YET
+def test_full_test_set_with_an_8_pixel_square_blanked_on_the_ink(default_model, full_mnist):
+    rng = np.random.default_rng(2)
+    covered = full_mnist.x_test.copy()
+    for image in covered:
+        rows, cols = np.nonzero(image >= 128)
+        pick = rng.integers(len(rows))
+        top, left = (int(np.clip(v - 4, 0, 20)) for v in (rows[pick], cols[pick]))
+        image[top : top + 8, left : left + 8] = 0
+    assert (covered != full_mnist.x_test).any(axis=(1, 2)).all()
+    assert accuracy(default_model, data.normalise(covered)[..., 0], full_mnist.y_test) >= OLD_DEFAULT["occlusion 8 px"]
+
+
+def attacked(model, x: np.ndarray, labels: np.ndarray, eps: float, steps: int) -> np.ndarray:
+    """Sign-gradient ascent on the cross-entropy from the clean image, `steps` steps of eps / steps * 1.25 (one
+    step of eps for FGSM), each projected to the eps-ball and [0, 1]."""
+    import tensorflow as tf
+
+    step = eps if steps == 1 else 1.25 * eps / steps
+    adversarial = tf.constant(x)
+    for _ in range(steps):
+        with tf.GradientTape() as tape:
+            tape.watch(adversarial)
+            loss = tf.keras.losses.sparse_categorical_crossentropy(labels, model(adversarial, training=False))
+        moved = adversarial + step * tf.sign(tape.gradient(loss, adversarial))
+        adversarial = tf.clip_by_value(tf.clip_by_value(moved, x - eps, x + eps), 0.0, 1.0)
+    assert float(tf.reduce_max(tf.abs(adversarial - x))) <= eps + 1e-6
+    return adversarial.numpy()
+
+
+@NOT_YET
+@pytest.mark.parametrize(("attack", "steps"), [("fgsm 0.1", 1), ("pgd 0.1", 8)])
+def test_2000_test_images_attacked_at_eps_0_1(default_model, full_mnist, attack, steps):
+    pick = np.sort(np.random.default_rng(3).choice(len(full_mnist.x_test), 2000, replace=False))
+    x, y = data.normalise(full_mnist.x_test[pick]), full_mnist.y_test[pick].astype(np.int32)
+    images = np.concatenate([attacked(default_model, x[i : i + 500], y[i : i + 500], 0.1, steps)
+                             for i in range(0, len(x), 500)])
+    assert accuracy(default_model, images[..., 0], y) >= OLD_DEFAULT[attack]
