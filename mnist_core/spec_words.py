@@ -77,6 +77,8 @@ def training_words(config: dict) -> dict[str, str]:
         "Batch and epochs": f"batch {config.get('batch_size', '?')}, {epochs} epoch{'s' if epochs != 1 else ''}"
                             + (f", early stopping after {patience} without improvement" if patience else ""),
         "Augmentation": AUGMENT_WORDS.get(augment, str(augment)),
+        "Adversarial training": (f"FGSM at eps {_number(config['adversarial_eps'])} on half of each batch"
+                                 if config.get("adversarial_eps") else "none"),
         "Validation and seed": (f"{split:.0%} held out" if split else "no validation split")
                                + f", seed {config.get('seed', '?')}",
     }
