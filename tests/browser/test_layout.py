@@ -123,8 +123,9 @@ def test_compare_of_two_models_fits(page, app_server, viewport):
     (twin / "metadata.json").write_text(json.dumps(meta | {"name": twin.name}))
     try:
         page.set_viewport_size(viewport)
-        app_server.open(page, "/compare")
+        app_server.open(page, f"/compare?models=default,{twin.name}")  # whatever else other tests saved
         page.get_by_text("Is each difference real?").wait_for(timeout=60_000)
+        page.get_by_text("p-value (this pair alone)").wait_for(timeout=120_000)  # the last of the three metrics
         page.wait_for_timeout(1500)
         app_server.wait_idle(page)
         where = f"/compare of two models at {viewport['width']} px"
