@@ -75,12 +75,7 @@ def check_request(name: str, fmt: str, out_path, *, overwrite: bool = False, par
     """
     if fmt not in FORMATS:
         raise LabError(f"unknown export format {str(fmt)[:40]!r}; use one of: {', '.join(FORMATS)}")
-    registry.check_name(name)
-    if not registry.exists(name):
-        raise LabError(f"no model named {name!r}")
-    entry = registry.inspect(name)
-    if not entry.ok:
-        raise LabError(f"cannot export {name!r}: {entry.reason or entry.status}")
+    entry = usable_entry(name)
     if not 1 <= int(parity_images) <= TEST_IMAGES:
         raise LabError(f"parity images must be 1 to {TEST_IMAGES:,}, got {parity_images}")
     if not 1 <= int(latency_calls) <= MAX_LATENCY_CALLS:
@@ -231,15 +226,21 @@ def describe(entry: registry.Entry, fmt: str, file_name: str, input_name: str = 
     }
 
 
-def keras_bundle(name: str) -> bytes:
-    """A zip of the model as `model.keras`, its `metadata.json` and `input.json` (describe(), no parity run),
-    for a download button. An ensemble's model.keras is its averaging model, saved on the fly."""
+def usable_entry(name: str) -> registry.Entry:
+    """The registry entry to export, or a one-line LabError: a bad name, no such model, or one that cannot load."""
     registry.check_name(name)
     if not registry.exists(name):
         raise LabError(f"no model named {name!r}")
     entry = registry.inspect(name)
     if not entry.ok:
         raise LabError(f"cannot export {name!r}: {entry.reason or entry.status}")
+    return entry
+
+
+def keras_bundle(name: str) -> bytes:
+    """A zip of the model as `model.keras`, its `metadata.json` and `input.json` (describe(), no parity run),
+    for a download button. An ensemble's model.keras is its averaging model, saved on the fly."""
+    entry = usable_entry(name)
     if entry.metadata.get("kind") == registry.ENSEMBLE_KIND:
         with tempfile.TemporaryDirectory(prefix="mnist-bundle-") as tmp:
             path = Path(tmp) / registry.MODEL_FILE
