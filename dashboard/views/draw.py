@@ -14,6 +14,31 @@ from mnist_core.errors import LabError
 
 CANVAS_PX = 280
 NUMBER_WORDS = {2: "two", 3: "three", 4: "four", 5: "five"}
+# streamlit-drawable-canvas 0.13 sends a stroke 200 ms after mouse-up (a fixed debounce, no parameter), while
+# its toolbar's "Update the app with this drawing" button sends at once. So a stroke on this page's canvas
+# presses that button as soon as the stroke is finished: the answer shows ~200 ms sooner
+# (benchmarks/stroke_latency.py). The button cancels the pending send, so the drawing still goes once.
+# A stroke that ends off the canvas is sent too (Fabric.js ends it on any mouse-up); toolbar clicks are not
+# strokes and are left alone. Without JavaScript, or if the button is renamed, the debounced send remains.
+SEND_STROKE_AT_ONCE = """<script>
+(() => {
+  if (window.mnistLabSendStrokeAtOnce) return;  // one listener per tab; the page's reruns run this again
+  window.mnistLabSendStrokeAtOnce = true;
+  let strokeOn = null;
+  const onDrawCanvas = path => path.some(e => [...(e.classList || [])].some(c => c.startsWith("st-key-canvas-")));
+  document.addEventListener("pointerdown", event => {
+    const path = event.composedPath();
+    const drawing = path.some(e => e.classList?.contains("upper-canvas")) && onDrawCanvas(path);
+    strokeOn = drawing ? path.find(e => e.classList?.contains("dc-root")) : null;
+  }, true);
+  document.addEventListener("pointerup", () => {
+    const root = strokeOn;
+    strokeOn = null;
+    // After Fabric.js has added the stroke and scheduled its own send, which the button's send cancels.
+    if (root) setTimeout(() => root.querySelector('button[aria-label="Update the app with this drawing"]')?.click());
+  }, true);
+})();
+</script>"""
 
 st.title("Draw")
 names = cache.usable_models()
@@ -156,3 +181,4 @@ def _drawing_area() -> None:
 
 
 drawing_area()
+st.html(SEND_STROKE_AT_ONCE, unsafe_allow_javascript=True)  # last: its empty block adds no gap between parts
