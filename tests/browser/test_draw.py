@@ -29,6 +29,18 @@ WAIT_FOR_DIGIT = """digit => {
   return value === String(digit) ? performance.now() - window.__mouseup : false;
 }"""
 
+# Counts the messages the page sends to the server and the presses of the canvas's own send button.
+RECORD_SENDS = """(() => {
+  window.__wsOut = 0;
+  const send = WebSocket.prototype.send;
+  WebSocket.prototype.send = function (data) { window.__wsOut += 1; return send.call(this, data); };
+  window.__sendPresses = 0;
+  document.addEventListener('click', event => {
+    if (event.composedPath().some(e => e.getAttribute?.('aria-label') === 'Update the app with this drawing'))
+      window.__sendPresses += 1;
+  }, true);
+})()"""
+
 
 def draw_strokes(page, box, strokes):
     """Draw `strokes` (canvas pixels) on the canvas whose bounding box is `box` (also used by test_draw_inspect)."""
@@ -91,3 +103,25 @@ def test_draw_three_digits_predicts_each(page, app_server):
               "load_average_1min": os.getloadavg()[0], "cpus": os.cpu_count()}
     (ARTIFACTS / "draw_latency.json").write_text(json.dumps(result, indent=1))
     print("draw latency (mouse-up to right Prediction):", result)
+
+
+@pytest.mark.browser
+def test_a_stroke_is_sent_at_mouse_up_and_only_once(page, app_server):
+    """Draw presses the canvas's own send button when a stroke ends, skipping the component's 200 ms wait
+    (dashboard/views/draw.py; the time saved is measured by benchmarks/stroke_latency.py). The drawing must
+    still leave once per stroke, and a click on the canvas's toolbar must not count as a stroke."""
+    page.context.add_init_script(RECORD_SENDS)
+    app_server.open(page, "/draw")
+    page.get_by_text("draw a digit").wait_for()
+    sent_before = page.evaluate("window.__wsOut")
+    draw_strokes(page, canvas_box(page), STROKES[1])
+    page.get_by_text("Prediction", exact=True).wait_for()
+    page.wait_for_timeout(500)  # a second send, the component's own, would leave 200 ms after mouse-up
+    app_server.wait_idle(page)
+    assert page.evaluate("window.__sendPresses") == 1, "the page did not press the canvas's send button"
+    assert page.evaluate("window.__wsOut") - sent_before == 1, "one stroke must send one message"
+
+    page.get_by_role("button", name="Undo").click()  # the toolbar sends on its own; the page must not press
+    page.get_by_text("Prediction", exact=True).wait_for(state="detached")
+    app_server.wait_idle(page)
+    assert page.evaluate("window.__sendPresses") == 1
