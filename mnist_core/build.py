@@ -33,7 +33,9 @@ def build(spec: ModelSpec, name: str | None = None) -> keras.Model:
         x = keras.layers.Dense(layer.units, activation=layer.activation, name=f"dense{i + 1}")(x)
         if layer.dropout:
             x = keras.layers.Dropout(layer.dropout, name=f"dropout{i + 1}")(x)
-    outputs = keras.layers.Dense(10, activation="softmax", name="digits")(x)
+    # float32 even under a mixed-precision policy (mnist_core.precision): a bfloat16 softmax rounds small
+    # probabilities to zero, and the loss takes their log.
+    outputs = keras.layers.Dense(10, activation="softmax", dtype="float32", name="digits")(x)
     return keras.Model(inputs, outputs, name=name or spec.describe())
 
 

@@ -21,7 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mnist_core import cost
+from mnist_core import cost, precision
 from mnist_core import data as mnist_data
 from mnist_core.adversarial import AdversarialTrainer
 from mnist_core.augment import make_augmenter
@@ -43,6 +43,7 @@ class FitResult:
     batch resolution (see EventCallback). stopped: a stop was requested. stopped_at_epoch: the epoch that was
     running when it came. best_epoch: with keep_best, the completed epoch whose weights the model now holds.
     early_stopped: {"epoch", "best_epoch"} when TrainConfig.patience ended the run (best weights restored).
+    precision: the Keras dtype policy training ran in (mnist_core.precision); the model is float32 either way.
     """
 
     model: keras.Model
@@ -53,6 +54,7 @@ class FitResult:
     stopped_at_epoch: int | None = None
     best_epoch: int | None = None
     early_stopped: dict | None = None
+    precision: str = precision.FLOAT32
 
 
 def make_optimizer(config: TrainConfig, steps_per_epoch: int):
@@ -213,10 +215,12 @@ def fit(spec: ModelSpec, config: TrainConfig, on_event: Callable[[Event], None] 
     val_ds = make_dataset(x_val, y_val, 1000) if len(x_val) else None
     steps = math.ceil(len(x_tr) / config.batch_size)
 
-    model = build(spec)
-    # With adversarial_eps the wrapper only changes how training batches are made; `model` is still what is saved.
-    trainer = AdversarialTrainer(model, config.adversarial_eps, config.seed) if config.adversarial_eps else model
-    compile_model(trainer, config, steps)
+    chosen = precision.choose(spec)
+    with precision.policy(chosen):
+        model = build(spec)
+        # With adversarial_eps the wrapper only changes how training batches are made; `model` is what is saved.
+        trainer = AdversarialTrainer(model, config.adversarial_eps, config.seed) if config.adversarial_eps else model
+        compile_model(trainer, config, steps)
     emit({"event": "start", "epochs": config.epochs, "steps_per_epoch": steps, "params": int(model.count_params()),
           "train_size": len(x_tr), "validation_size": len(x_val)})
     callback = EventCallback(emit, stop, steps, epochs=config.epochs, train_size=len(x_tr),
@@ -227,7 +231,8 @@ def fit(spec: ModelSpec, config: TrainConfig, on_event: Callable[[Event], None] 
         early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True)
         callbacks.append(early)
     trainer.fit(train_ds, validation_data=val_ds, epochs=config.epochs, verbose=0, shuffle=False, callbacks=callbacks)
-    result = FitResult(model, callback.history, time.perf_counter() - started, callback.stopped, callback.curve)
+    result = FitResult(model, callback.history, time.perf_counter() - started, callback.stopped, callback.curve,
+                       precision=chosen)
     if callback.stopped:
         result.stopped_at_epoch = callback.epoch
         if callback.best_weights is not None:
@@ -236,6 +241,7 @@ def fit(spec: ModelSpec, config: TrainConfig, on_event: Callable[[Event], None] 
             result.best_epoch = callback.best_epoch
     elif early is not None and early.stopped_epoch > 0:
         result.early_stopped = {"epoch": early.stopped_epoch + 1, "best_epoch": early.best_epoch + 1}
+    result.model = precision.as_float32(model, lambda: build(spec))
     return result
 
 
@@ -325,6 +331,7 @@ def train_and_save(spec: ModelSpec, config: TrainConfig, name: str, on_event: Ca
         "eval_images_per_second": eval_rate,
         "parameters": int(result.model.count_params()),
         "train_seconds": round(result.seconds, 2),
+        "precision": result.precision,
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__},
         "data_checksum": mnist.checksum,
         "seed": config.seed,
