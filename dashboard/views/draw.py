@@ -18,17 +18,18 @@ NUMBER_WORDS = {2: "two", 3: "three", 4: "four", 5: "five"}
 # its toolbar's "Update the app with this drawing" button sends at once. So a stroke on this page's canvas
 # presses that button as soon as the stroke is finished: the answer shows ~200 ms sooner
 # (benchmarks/stroke_latency.py). The button cancels the pending send, so the drawing still goes once.
-# A stroke that ends off the canvas is sent too (Fabric.js ends it on any mouse-up); toolbar clicks are not
-# strokes and are left alone. Without JavaScript, or if the button is renamed, the debounced send remains.
+# A stroke that ends off the canvas is sent too (Fabric.js ends it on any mouse-up); toolbar clicks and the
+# other mouse buttons draw nothing and are left alone. If the button is ever renamed, the debounced send
+# remains (tests/browser/test_draw.py catches that).
 SEND_STROKE_AT_ONCE = """<script>
 (() => {
-  if (window.mnistLabSendStrokeAtOnce) return;  // one listener per tab; the page's reruns run this again
+  if (window.mnistLabSendStrokeAtOnce) return;  // one listener per tab; each visit to the page runs this again
   window.mnistLabSendStrokeAtOnce = true;
   let strokeOn = null;
   const onDrawCanvas = path => path.some(e => [...(e.classList || [])].some(c => c.startsWith("st-key-canvas-")));
   document.addEventListener("pointerdown", event => {
     const path = event.composedPath();
-    const drawing = path.some(e => e.classList?.contains("upper-canvas")) && onDrawCanvas(path);
+    const drawing = event.button === 0 && path.some(e => e.classList?.contains("upper-canvas")) && onDrawCanvas(path);
     strokeOn = drawing ? path.find(e => e.classList?.contains("dc-root")) : null;
   }, true);
   document.addEventListener("pointerup", () => {
