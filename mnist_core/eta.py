@@ -35,16 +35,21 @@ def estimate_remaining(batches: list[dict], epochs_done: list[dict], epochs: int
     """Seconds left for a running job, or None while there is nothing to go on.
 
     `batches` and `epochs_done` are the job's batch and epoch events, `prior` its recorded estimate
-    ({"epoch_seconds", "startup_seconds", "eval_seconds"}, any of them missing), `wall` seconds since launch.
+    (mnist_core.estimate's parts: {"epoch_seconds", "validation_seconds" (per epoch, within epoch_seconds),
+    "startup_seconds", "evaluation_seconds"}, any of them missing; older records say "eval_seconds"),
+    `wall` seconds since launch.
     """
     total = max(1, epochs * steps)
     startup = float(prior.get("startup_seconds") or STARTUP_SECONDS)
-    evaluation = float(prior.get("eval_seconds") or EVAL_SECONDS)
-    prior_step = float(prior["epoch_seconds"]) / max(1, steps) if prior.get("epoch_seconds") else None
+    evaluation = float(prior.get("evaluation_seconds") or prior.get("eval_seconds") or EVAL_SECONDS)
+    prior_validation = float(prior.get("validation_seconds") or 0.0)
+    prior_step = None
+    if prior.get("epoch_seconds"):
+        prior_step = max(0.0, float(prior["epoch_seconds"]) - prior_validation) / max(1, steps)
     if not batches:
         if prior_step is None:
             return None
-        return max(0.0, startup - wall) + prior_step * total + evaluation
+        return max(0.0, startup - wall) + (prior_step * steps + prior_validation) * epochs + evaluation
     first, last = batches[0], batches[-1]
     remaining_steps = max(0, total - _step(last, steps))
     # Validation passes are timed apart: they are not steps, and the first epoch's is not known in advance.
@@ -61,5 +66,5 @@ def estimate_remaining(batches: list[dict], epochs_done: list[dict], epochs: int
         per_step = weight * measured + (1 - weight) * prior_step
     if per_step is None:
         return None
-    validation = (validations[-1] if validations else 0.0) * (epochs - len(epochs_done))
+    validation = (validations[-1] if validations else prior_validation) * (epochs - len(epochs_done))
     return per_step * remaining_steps + validation + evaluation

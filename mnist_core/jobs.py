@@ -61,7 +61,7 @@ class JobStatus:
     kind: str = "train"
     session: str | None = None  # the browser session that started it (None: the CLI or a test)
     subject: dict = field(default_factory=dict)  # what it works on: {"spec", "config"}, {"study"}, {"parent"}
-    estimate: dict = field(default_factory=dict)  # {"epoch_seconds", "startup_seconds"} measured before the start
+    estimate: dict = field(default_factory=dict)  # mnist_core.estimate's parts, measured before the start
 
     @property
     def running(self) -> bool:
@@ -226,7 +226,8 @@ def others_running(session: str | None) -> list[JobStatus]:
 
 def start_train(spec: specs.ModelSpec, config: specs.TrainConfig, name: str, *, session: str | None = None,
                 estimate: dict | None = None, group: dict | None = None) -> JobStatus:
-    """Train `spec` with `config` and save it as `name`. `estimate` ({"epoch_seconds", "startup_seconds"}),
+    """Train `spec` with `config` and save it as `name`. `estimate` (mnist_core.estimate.recorded: "startup_seconds",
+    "epoch_seconds", "validation_seconds", "evaluation_seconds", "total_seconds"; or only "epoch_seconds"),
     measured before the start, guides the ETA until the job's own batches say otherwise. `group` ({"seeds": N,
     "vary": "SETTING=V1,V2"}) makes it a seed group or sweep, every run checked first (groups.job_plan)."""
     from mnist_core import cost
@@ -238,7 +239,7 @@ def start_train(spec: specs.ModelSpec, config: specs.TrainConfig, name: str, *, 
     subject, args = {"spec": specs.to_dict(spec), "config": specs.to_dict(config)}, ["train"]
     if group:
         subject["group"], args = groups.job_plan(spec, config, name, group)
-    if estimate and estimate.get("epoch_seconds") and "eval_seconds" not in estimate:
+    if estimate and estimate.get("epoch_seconds") and not {"eval_seconds", "evaluation_seconds"} & estimate.keys():
         train_images = int(specs.TRAIN_SIZE * (1 - config.validation_split))
         estimate = {**estimate, "eval_seconds": evaluation_seconds(estimate["epoch_seconds"], train_images)}
     return _launch("train", name, args, session=session, subject=subject, estimate=estimate,

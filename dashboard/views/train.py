@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import cache
-from dashboard.components import job_panel, messages, mnist_gate, model_results, spec_sidebar
+from dashboard.components import job_panel, messages, mnist_gate, model_results, spec_sidebar, train_estimate
 from dashboard.components.session import browser_session
 from mnist_core import cost, group_stats, groups, jobs, registry
 from mnist_core import spec as specs
@@ -66,7 +66,8 @@ def _group_controls(spec: specs.ModelSpec, config: specs.TrainConfig) -> None:
 def _start() -> None:
     try:
         spec, config = spec_sidebar.current()
-        estimate = {"epoch_seconds": cache.epoch_seconds(specs.bundle_json(spec, config))}
+        busy = bool(jobs.others_running(browser_session()))
+        estimate = train_estimate.for_start(specs.bundle_json(spec, config), busy)
         jobs.start_train(spec, config, ss.train_name.strip(), session=browser_session(), estimate=estimate,
                          group=_group_request(spec))
     except LabError as exc:
@@ -123,20 +124,14 @@ with right:
                    f"{cost.MAX_TRAINING_FLOPS_PER_IMAGE / 1e6:,.0f} · "
                    f"{cost.MAX_ACTIVATION_BYTES_PER_BATCH / 1024**2:,.0f})")
     mnist_gate.require()
-    if estimated and ((job and job.running) or others):
-        st.caption("The estimate waits until the running jobs end: timing now would slow them down and be wrong.")
-    elif estimated:
+    busy = bool((job and job.running) or others)
+    parts = None
+    if estimated:
         try:
-            per_epoch = cache.epoch_estimate(specs.bundle_json(spec, config))
+            parts = train_estimate.show(specs.bundle_json(spec, config), busy)
         except LabError as exc:
             messages.error(exc)
             st.stop()
-        label = "Measured time per epoch" if per_epoch["measured"] else "Estimated time per epoch"
-        st.metric(label, job_panel.duration(per_epoch["seconds"]), help=per_epoch["note"])
-        if not per_epoch["measured"]:
-            st.caption(per_epoch["note"])
-        epochs = f"{config.epochs} epoch{'s' if config.epochs > 1 else ''}"
-        st.caption(f"{epochs} ≈ {job_panel.duration(per_epoch['seconds'] * config.epochs)} plus start-up and evaluation")
     _suggest_name(spec, grouped=_group_request(spec) is not None)
     _group_controls(spec, config)
     st.text_input("Save as", key="train_name", max_chars=64, help="Letters, digits, '-' or '_'; a group's runs "
@@ -147,10 +142,12 @@ with right:
             runs = _plan(spec, config, request)
         except LabError as exc:
             messages.error(exc)
-    if runs and estimated and not ((job and job.running) or others):
-        total = groups.planned_seconds(runs, spec, per_epoch["seconds"])
+    if runs and parts:
+        # One process trains the runs one after another: one start-up, then each run's epochs and evaluation.
+        total = (parts["startup_seconds"] + groups.planned_seconds(runs, spec, parts["epoch_seconds"])
+                 + len(runs) * parts["evaluation_seconds"])
         st.caption(f"{len(runs)} runs ({markdown_literal(runs[0].name)} ... {markdown_literal(runs[-1].name)}) ≈ "
-                   f"{job_panel.duration(total)} of training in all, one after another, plus evaluation of each")
+                   f"{job_panel.duration(total)} in all, one after another, start-up and evaluation of each included")
     label = f"Start {len(runs)} runs" if runs else "Start training"
     st.button(label, type="primary", on_click=_start,
               disabled=bool(job and job.running) or estimated is None or bool(request and not runs))
