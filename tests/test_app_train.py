@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from dashboard.components import train_estimate
 from mnist_core import jobs
 from mnist_core import spec as specs
 
@@ -57,15 +58,19 @@ def sleeper():
         proc.wait()
 
 
-def test_renders_with_empty_registry_and_measures_the_epoch(open_train):
+def test_renders_with_empty_registry_and_measures_the_whole_job(open_train):
     at = open_train()
     spec, config = bundle(at)
     assert (spec, config) == specs.preset("mlp-2x128").copy()
     table = at.dataframe[0].value
     assert list(table["layer"]) == ["image", "flatten", "dense1", "dense2", "digits"]
     assert table["parameters"].sum() == 784 * 128 + 128 + 128 * 128 + 128 + 128 * 10 + 10
-    estimate = next(m for m in at.metric if m.label == "Measured time per epoch")
+    estimate = next(m for m in at.metric if m.label == "Measured job time")
     assert estimate.value.endswith(" s") and estimate.value != "0 s"
+    parts = next(c.value for c in at.caption if c.value.startswith("About "))
+    assert parts.startswith(f"About {estimate.value} in all: start-up ")
+    assert ", 3 epochs × " in parts and ", evaluation " in parts  # mlp-2x128 trains 3 epochs
+    assert not any(train_estimate.IDLE in c.value for c in at.caption)  # nothing else runs
     assert at.text_input(key="train_name").value == "mlp-d128-d128"
 
 
@@ -153,6 +158,27 @@ def test_another_sessions_job_is_not_my_last_run(registry_with, open_train, slee
     assert not any("tiny" in h or "theirs" in h for h in headings), headings
     assert any("1 other job running on this machine" in c.value for c in at.caption)
     assert not next(b for b in at.button if b.label == "Start training").disabled
+
+
+def test_while_another_job_runs_the_last_estimate_shows_and_assumes_an_idle_machine(open_train, sleeper):
+    at = open_train()
+    measured = next(m for m in at.metric if m.label == "Measured job time").value
+    job_id = "20260101-000002-ccc333"
+    fake_job(job_id, "theirs", [{"event": "start", "epochs": 2, "steps_per_epoch": 100}], sleeper(job_id),
+             session="0123456789ab")
+    at.run()
+    assert next(m for m in at.metric if m.label == "Estimated job time").value == measured
+    assert any(train_estimate.IDLE in c.value for c in at.caption)
+    assert not any(c.value == train_estimate.WAITS for c in at.caption)
+
+
+def test_while_another_job_runs_with_no_estimate_yet_it_waits_and_says_idle(open_train, sleeper):
+    job_id = "20260101-000003-ddd444"
+    fake_job(job_id, "theirs", [{"event": "start", "epochs": 2, "steps_per_epoch": 100}], sleeper(job_id),
+             session="0123456789ab")
+    at = open_train()
+    assert not at.metric
+    assert any(c.value == train_estimate.WAITS and "idle machine" in c.value for c in at.caption)
 
 
 def test_a_finished_job_shows_the_saved_models_results(registry_with, isolated_dirs, open_train):

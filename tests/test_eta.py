@@ -71,3 +71,13 @@ def test_evaluation_estimate_scales_with_the_models_speed():
 
     assert evaluation_seconds(54.0, 54_000) == pytest.approx(0.5 + EVAL_IMAGES * 0.001 / 3)
     assert evaluation_seconds(5.4, 54_000) < evaluation_seconds(54.0, 54_000)
+
+
+def test_a_recorded_whole_job_estimate_counts_its_validation_and_evaluation_parts():
+    # mnist_core.estimate's parts: 12 s epochs of which 2 s validation, 3 s evaluation.
+    prior = {"startup_seconds": 5.0, "epoch_seconds": 12.0, "validation_seconds": 2.0, "evaluation_seconds": 3.0}
+    assert estimate_remaining([], [], 2, 100, prior, wall=0.0) == pytest.approx(5 + 2 * 12 + 3)
+    # Steps measured at 0.1 s over 10 s (full weight); no epoch ended yet, so the prior's validation counts.
+    events = [batch(1, 1, 1.0, steps=200), batch(1, 101, 11.0, steps=200)]
+    eta = estimate_remaining(events, [], 2, 200, prior, wall=15.0)
+    assert eta == pytest.approx(0.1 * 299 + 2 * 2.0 + 3.0)
