@@ -1,6 +1,5 @@
 """Entry point: `streamlit run dashboard/app.py`. Pages live in dashboard/views/."""
 
-import gc
 import logging
 import sys
 from pathlib import Path
@@ -13,15 +12,6 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 VIEWS = Path(__file__).parent / "views"
-
-# After every script run Streamlit calls gc.collect() and keras.backend.clear_session() (another
-# gc.collect()). With TensorFlow's ~370,000 long-lived objects each collection took 1-2 s, on every
-# rerun of every page. gc.freeze() moves the objects alive now (TensorFlow, Keras, Streamlit) into a
-# permanent generation the collector skips: a Home rerun went from ~2 s to ~0.06 s (benchmarks/app_pages.py).
-import keras  # noqa: E402, F401  (every page needs it; imported here so the freeze covers it)
-
-if gc.get_freeze_count() == 0:
-    gc.freeze()
 
 # Streamlit's cleanup after every script run (fragment runs too) also empties TensorFlow's kernel cache
 # (keras.backend.clear_session), so the next prediction rebuilt its kernels: 0.1-0.4 s added to every
@@ -59,10 +49,16 @@ from dashboard.components.session import browser_session  # noqa: E402
 browser_session()  # before any page: the id that makes "your last run" yours survives reloads in the URL
 from streamlit.errors import FragmentHandledException  # noqa: E402
 
+from dashboard import warmup  # noqa: E402
 from dashboard.components import messages  # noqa: E402
 
 try:
-    st.navigation(pages).run()
+    page = st.navigation(pages)
+    # Only the run that starts TensorFlow's background import (Home's first) goes on beside it; every other
+    # run waits for it, since any page but Home, and Home's fetch and import actions, import TensorFlow too.
+    if warmup.started() or page.url_path != "":
+        warmup.wait()
+    page.run()
 except FragmentHandledException:
     raise  # a fragment's failure, already logged and shown in its place by Streamlit
 except Exception as exc:  # noqa: BLE001  the page boundary: whatever a page did not catch is logged with its
@@ -70,3 +66,7 @@ except Exception as exc:  # noqa: BLE001  the page boundary: whatever a page did
     # raise Streamlit's ScriptControlException, a BaseException, so they pass through untouched.
     logging.getLogger("dashboard").exception("a page failed; the browser got one line")
     messages.error(messages.words(exc))
+finally:
+    # Only now, with the first page drawn: TensorFlow's 4-5 s import (and the gc.freeze after it) in the
+    # background, off the cold start. Home needs no TensorFlow; see dashboard/warmup.py.
+    warmup.load_in_background()

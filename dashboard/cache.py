@@ -8,6 +8,7 @@ up on the next rerun without re-hashing every model.keras on every rerun.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import numpy as np
 import streamlit as st
@@ -15,11 +16,17 @@ import streamlit as st
 from mnist_core import browse, data, registry
 from mnist_core.errors import LabError
 from mnist_core.paths import models_dir
-from mnist_core.predict import Predictor, model_file_stamp
+
+# mnist_core.predict imports TensorFlow (4-5 s, ~500 MB): Home never needs it, so only the functions that predict
+# load it. Stamps come from registry.entry_stamp, which predict.model_file_stamp returns too.
+if TYPE_CHECKING:
+    from mnist_core.predict import Predictor
 
 
 @st.cache_resource(show_spinner="Loading the model...", max_entries=16)
 def _predictor(name: str, stamp: tuple) -> Predictor:
+    from mnist_core.predict import Predictor
+
     loaded = Predictor.load(name)
     loaded.probabilities(np.zeros((1, 28, 28), np.float32))  # trace the graph now, not on the first stroke
     return loaded
@@ -28,7 +35,7 @@ def _predictor(name: str, stamp: tuple) -> Predictor:
 def predictor(name: str) -> Predictor:
     """The cached Predictor for a saved model. Raises LabError for a missing or unloadable one."""
     try:
-        stamp = model_file_stamp(name)
+        stamp = registry.entry_stamp(name)
     except OSError:
         raise LabError(f"model {name!r} has no model.keras") from None
     # models_dir is part of the key so tests (and users) pointing MNIST_MODELS_DIR elsewhere get their own models.
@@ -153,16 +160,31 @@ def summary(spec_json: str) -> list[dict]:
 def model_stamp(name: str) -> tuple:
     """A cache key for a saved model's file: changes whenever model.keras is rewritten."""
     try:
-        return (str(models_dir()), *model_file_stamp(name))
+        return (str(models_dir()), *registry.entry_stamp(name))
     except OSError:
         raise LabError(f"model {name!r} has no model.keras") from None
+
+
+# Images per forward pass when the server predicts many. At evaluate's default (1,000) one pass of the shipped
+# robust-cnn needs ~600 MB, which TensorFlow's oneDNN allocator then keeps for the life of the server (it pools,
+# and never gives memory back); 250 needs ~150 MB (benchmarks/app_pages.py, details "levers").
+SERVER_EVAL_BATCH = 250
+
+
+def _in_server_batches(model):
+    """`model` as the callable evaluate.probabilities calls, running at most SERVER_EVAL_BATCH images per pass
+    whatever batch it is handed (the calibration report hands it 1,000 at a time)."""
+    def call(images, training: bool = False) -> np.ndarray:
+        return np.concatenate([np.asarray(model(images[i : i + SERVER_EVAL_BATCH], training=training))
+                               for i in range(0, len(images), SERVER_EVAL_BATCH)])
+    return call
 
 
 @st.cache_data(show_spinner="Predicting the 10,000 test images...", max_entries=16)
 def _test_probabilities(name: str, stamp: tuple):
     from mnist_core import evaluate
 
-    return evaluate.probabilities(predictor(name).model, mnist().x_test)
+    return evaluate.probabilities(predictor(name).model, mnist().x_test, batch_size=SERVER_EVAL_BATCH)
 
 
 def test_probabilities(name: str):
@@ -226,7 +248,7 @@ def calibration_report(name: str, progress=None) -> dict:
     found = calibration_cached(name)
     if found is not None:
         return found
-    return reports.report(name, mnist(), model=predictor(name).model, metadata=verified_metadata(name),
+    return reports.report(name, mnist(), model=_in_server_batches(predictor(name).model), metadata=verified_metadata(name),
                           test_probs=test_probabilities(name), on_progress=progress)
 
 

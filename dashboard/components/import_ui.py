@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from dashboard import cache, host_guard
+from dashboard import cache, host_guard, warmup
 from dashboard.components import messages
 from mnist_core import registry
 from mnist_core.display import markdown_literal
@@ -141,6 +141,11 @@ def _scaling_panel(name: str) -> None:
         st.rerun()
 
 
+def _keras_bundle(name: str) -> bytes:
+    warmup.wait()  # Streamlit runs a download's callable in a thread of its own, which loads Keras
+    return export.keras_bundle(name)
+
+
 def render_downloads(entries: list[registry.Entry]) -> None:
     """One "Download .keras" button per usable model: a zip of model.keras, metadata.json and input.json,
     built only when clicked."""
@@ -149,6 +154,6 @@ def render_downloads(entries: list[registry.Entry]) -> None:
         return
     with st.expander("Download models (.keras with its metadata)", icon=":material/download:"):
         for name in usable:
-            st.download_button(f"Download {name}.keras", data=functools.partial(export.keras_bundle, name),
+            st.download_button(f"Download {name}.keras", data=functools.partial(_keras_bundle, name),
                                file_name=f"{name}-keras.zip", mime="application/zip", key=f"download_keras:{name}",
                                icon=":material/download:")
