@@ -1,21 +1,24 @@
-"""Time to 99.0% test accuracy: fast-cnn against keras-convnet, side by side, over 3 seeds.
+"""Time to 99.0% test accuracy, the whole process: fast-cnn against the Keras recipe, over 3 seeds.
 
-Usage: .venv/bin/python benchmarks/time_to_accuracy.py [--quick] [--seeds 0,1,2] [--best]
+Usage: .venv/bin/python benchmarks/time_to_accuracy.py [--quick] [--seeds 0,1,2] [--best] [--levers]
 
-The clock starts before the data are loaded and counts the split, the tf.data pipeline, model
-building, compiling and training (with the presets' own validation split). Test accuracy on all
-10,000 test images is checked every half epoch, for both models alike; the clock is paused while
-the check runs, because it is the benchmark's measurement, not part of training. A run stops at
-its first check at or above 99.0%.
+Each run is a fresh process, timed by this script from launch to exit (issue 15: "from the command to the
+saved model, evaluation included"):
+  - fast-cnn is exactly what a user runs: `python -m mnist_core train --preset fast-cnn` (TensorFlow import,
+    data load, build, one epoch, the final test evaluation, saving). Its saved test accuracy must be >= 99.0%.
+  - keras-convnet (the Keras "simple MNIST convnet" recipe, float32 as Keras wrote it) runs in a child
+    process that checks test accuracy on all 10,000 test images every half epoch and exits at the first
+    check at or above 99.0%; the checks' own time is subtracted, and it saves nothing, so its time is if
+    anything short, which makes the speed-up a lower bound.
+The seeds are interleaved with a float32 and a bfloat16 matmul, the machine's practical peaks right then.
 
-Half-epoch checks: a model reaching 99.0% mid-epoch really has reached it then; checking only at
-epoch ends would add up to one epoch of waiting to whichever model crosses mid-epoch, which blurs
-the ratio (and favours neither model systematically).
+It also measures, back to back, where fast-cnn's time per training image goes (input pipeline, fixed
+per-step cost, kernels) and the kernels' GFLOP/s against the matmul peak in the precision fast-cnn trains in
+(mnist_core.precision).
 
-It also reports fast-cnn's training throughput as GFLOP/s against a float32 matmul measured in
-the same run, and splits the time per image into input pipeline, fixed per-step cost and kernels.
-
---best trains best-cnn once per seed (--seeds, default 0; about 7 minutes each on an idle 2-core machine)
+--levers: fast-cnn's whole process under each lever (bf16 forced, batch 256, oneDNN off, one thread pool),
+  interleaved with the plain run, --seeds each; writes results/speed_levers.json.
+--best trains best-cnn once per seed (--seeds, default 0; about 5-7 minutes each on an idle 2-core machine)
 and writes results/best_cnn.json.
 --quick: 1 seed, keras-convnet capped at 3 epochs.
 """
@@ -25,9 +28,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import common
 import keras  # noqa: E402
@@ -35,13 +43,14 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from mnist_core import data as mnist_data  # noqa: E402
-from mnist_core import evaluate  # noqa: E402
+from mnist_core import evaluate, precision  # noqa: E402
 from mnist_core.build import build  # noqa: E402
 from mnist_core.presets import preset  # noqa: E402
 from mnist_core.train import compile_model, fit, make_dataset, make_optimizer  # noqa: E402
 
 TARGET = 0.99
-SPEEDUP_GOAL = 4.0
+SPEEDUP_GOAL = 10.0
+KERNEL_SHARE_GOAL = 0.5  # of the matmul peak, in the precision fast-cnn trains in
 ROUNDS = 7  # interleaved rounds of the time split (breakdown)
 
 
@@ -109,23 +118,28 @@ def run_to_target(preset_name: str, seed: int, max_epochs: int | None = None, st
             "seconds_to_target": probe.reached["seconds"] if probe.reached else None,
             "epochs_to_target": probe.reached["epochs"] if probe.reached else None,
             "final_test_accuracy": probe.checks[-1]["test_accuracy"] if probe.checks else None,
-            "checks": probe.checks, "model": result.model}
+            "checks": probe.checks, "paused_seconds": round(clock.paused, 2), "model": result.model}
 
 
 # ---------- how close to the machine ----------
 
 
-def matmul_peak(n: int = 2048, repeats: int = 7) -> dict:
-    """float32 GFLOP/s of a large matmul in TensorFlow: the machine's practical peak right now."""
-    a = tf.random.normal((n, n), seed=1)
-    b = tf.random.normal((n, n), seed=2)
+def matmul_peak(n: int = 2048, repeats: int = 7, dtype=tf.float32) -> dict:
+    """GFLOP/s of a large matmul in TensorFlow (oneDNN) in `dtype`: the machine's practical peak right now."""
+    a = tf.cast(tf.random.normal((n, n), seed=1), dtype)
+    b = tf.cast(tf.random.normal((n, n), seed=2), dtype)
     tf.matmul(a, b).numpy()  # warm-up
     rates = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         tf.matmul(a, b).numpy()
         rates.append(2 * n**3 / (time.perf_counter() - t0) / 1e9)
-    return {"n": n, "gflops_best": max(rates), "gflops_median": statistics.median(rates)}
+    return {"n": n, "dtype": dtype.name, "gflops_best": max(rates), "gflops_median": statistics.median(rates)}
+
+
+def peaks() -> dict:
+    """Both precisions' matmul peaks, back to back."""
+    return {"float32": matmul_peak(dtype=tf.float32), "bfloat16": matmul_peak(dtype=tf.bfloat16)}
 
 
 def train_flops_per_image(model: keras.Model) -> dict:
@@ -163,9 +177,11 @@ def breakdown(preset_name: str, flops: int) -> dict:
     spec, config = preset(preset_name).copy()
     mnist = mnist_data.load()
     bs = config.batch_size
-    peak = matmul_peak()["gflops_best"]
-    model = build(spec)
-    compile_model(model, config, 100)
+    chosen = precision.choose(spec)
+    peak = matmul_peak(dtype=tf.bfloat16 if chosen == precision.MIXED_BF16 else tf.float32)["gflops_best"]
+    with precision.policy(chosen):
+        model = build(spec)
+        compile_model(model, config, 100)
     steps = 60
 
     def fit_seconds_per_step(ds) -> float:
@@ -198,9 +214,10 @@ def breakdown(preset_name: str, flops: int) -> dict:
 
     step_no_xla = per_step(x, y)
     # The same step with XLA (keras compile(jit_compile=True)), which train.py turns off.
-    model = build(spec)
-    model.compile(optimizer=make_optimizer(config, 100), loss=keras.losses.SparseCategoricalCrossentropy(),
-                  metrics=["accuracy"], jit_compile=True)
+    with precision.policy(chosen):
+        model = build(spec)
+        model.compile(optimizer=make_optimizer(config, 100), loss=keras.losses.SparseCategoricalCrossentropy(),
+                      metrics=["accuracy"], jit_compile=True)
     step_xla = per_step(x, y)
     fit_per_image = step_real / bs
     fixed_per_image = step_one / bs  # a 1-image step is almost all fixed cost: Python, dispatch, optimizer update
@@ -212,6 +229,7 @@ def breakdown(preset_name: str, flops: int) -> dict:
     total = sum(parts.values())
     return {
         "batch_size": bs,
+        "precision": chosen,
         "matmul_peak_gflops": peak,
         "fit_images_per_second": 1 / fit_per_image,
         "fit_gflops": flops / fit_per_image / 1e9,
@@ -226,15 +244,6 @@ def breakdown(preset_name: str, flops: int) -> dict:
         "kernel_gflops": flops / kernels_per_image / 1e9,
         "kernel_fraction_of_peak": flops / kernels_per_image / 1e9 / peak,
     }
-
-
-def throughput(run: dict) -> float | None:
-    """Training images/s between the first and the last check (after tracing and warm-up)."""
-    checks = run["checks"]
-    if len(checks) < 2:
-        return None
-    images = (checks[-1]["epochs"] - checks[0]["epochs"]) * run["steps_per_epoch"] * run["batch_size"]
-    return images / (checks[-1]["seconds"] - checks[0]["seconds"])
 
 
 # ---------- best-cnn ----------
@@ -255,11 +264,12 @@ def best_cnn(seeds: list[int]) -> None:
         finals = [r["checks"][-1]["test_accuracy"] for r in done]
         totals = [r["checks"][-1]["seconds"] for r in done]
         name = "best-cnn" + (f" (PARTIAL: {len(done)} of {len(seeds)} seeds done)" if partial else "")
-        accuracy = common.target(f"{name} final test accuracy", finals, ">= 0.995", "", None)
-        seconds = common.target(f"{name} training time", totals, "<= 600 s", "s", None)
+        used = precision.choose(preset("best-cnn").spec)
+        accuracy = common.target(f"{name} final test accuracy (trained in {used})", finals, ">= 0.996", "", None)
+        seconds = common.target(f"{name} training time (trained in {used})", totals, "<= 300 s", "s", None)
         if not partial:
-            accuracy["met"] = accuracy["median"] >= 0.995
-            seconds["met"] = seconds["median"] <= 600 and accuracy["met"]
+            accuracy["met"] = accuracy["median"] >= 0.996
+            seconds["met"] = seconds["median"] <= 300 and accuracy["met"]
         for r in runs:
             r["first_check_at_99.5"] = next((c for c in r["checks"] if c["test_accuracy"] >= 0.995), None)
         # "checks" is the first seed's curve, which the README prints; "runs" holds every seed's.
@@ -279,6 +289,79 @@ def best_cnn(seeds: list[int]) -> None:
     record(False)
 
 
+# ---------- the whole process ----------
+
+LEVERS = {  # name: (extra CLI arguments, extra environment) for fast-cnn's whole process
+    "plain": ([], {}),
+    "bf16 mixed precision forced": ([], {precision.OVERRIDE_VARIABLE: precision.MIXED_BF16}),
+    "batch 256": (["--batch-size", "256"], {}),
+    "oneDNN off (TF_ENABLE_ONEDNN_OPTS=0)": ([], {"TF_ENABLE_ONEDNN_OPTS": "0"}),
+    "one inter-op thread (TF_NUM_INTEROP_THREADS=1)": ([], {"TF_NUM_INTEROP_THREADS": "1"}),
+}
+
+
+def cli_run(preset_name: str, seed: int, models_dir: Path, args: list[str] = (), env: dict | None = None) -> dict:
+    """`python -m mnist_core train --preset P` in a fresh process, timed from launch to exit."""
+    name = f"tta-{preset_name}-{seed}-{len(list(models_dir.glob('*')))}"
+    command = [sys.executable, "-m", "mnist_core", "train", "--preset", preset_name, "--seed", str(seed),
+               "--name", name, "--quiet", *args]
+    environment = {**os.environ, "MNIST_MODELS_DIR": str(models_dir), **(env or {})}
+    t0 = time.perf_counter()
+    done = subprocess.run(command, cwd=common.ROOT, env=environment, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if done.returncode:
+        raise SystemExit(f"{' '.join(command)} failed: {done.stderr.strip()[-500:]}")
+    metadata = json.loads((models_dir / name / "metadata.json").read_text())
+    return {"preset": preset_name, "seed": seed, "seconds": round(wall, 2), "train_seconds": metadata["train_seconds"],
+            "test_accuracy": metadata["test"]["accuracy"], "precision": metadata.get("precision"),
+            "batch_size": metadata["config"]["batch_size"]}
+
+
+def reference_run(preset_name: str, seed: int, cap: int) -> dict:
+    """The Keras recipe in a child process (see --child), timed from launch to exit minus its test checks."""
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "child.json"
+        command = [sys.executable, __file__, "--child", preset_name, "--seeds", str(seed), "--max-epochs", str(cap),
+                   "--child-out", str(out)]
+        t0 = time.perf_counter()
+        subprocess.run(command, cwd=common.ROOT, check=True,
+                       env={**os.environ, precision.OVERRIDE_VARIABLE: precision.FLOAT32})
+        wall = time.perf_counter() - t0
+        child = json.loads(out.read_text())
+    reached = child["seconds_to_target"] is not None
+    return {**child, "seconds": round(wall - child["checks_seconds"], 2), "reached": reached}
+
+
+def child(preset_name: str, seed: int, cap: int, out: Path) -> None:
+    run = run_to_target(preset_name, seed, cap)
+    run.pop("model")
+    run["checks_seconds"] = run.pop("paused_seconds")
+    out.write_text(json.dumps(run))
+
+
+def levers(seeds: list[int]) -> None:
+    """fast-cnn's whole process under each lever, interleaved round by round with the plain run."""
+    runs = {name: [] for name in LEVERS}
+    with tempfile.TemporaryDirectory() as folder:
+        for seed in seeds:
+            for name, (args, env) in LEVERS.items():
+                run = cli_run("fast-cnn", seed, Path(folder), args, env)
+                print(f"  seed {seed} {name}: {run['seconds']:.1f} s, test {run['test_accuracy']:.4f}", flush=True)
+                runs[name].append(run)
+    plain = runs["plain"]
+    targets = []
+    for name, found in runs.items():
+        ratios = [p["seconds"] / r["seconds"] for p, r in zip(plain, found, strict=True)]
+        targets.append(common.target(f"fast-cnn whole process, {name}", [r["seconds"] for r in found],
+                                     "(lever)", "s", None))
+        if name != "plain":
+            targets.append(common.target(f"  speed-up of '{name}' over plain (same seed, same round)", ratios,
+                                         "> 1 helps", "x", None))
+        targets.append(common.target(f"  test accuracy, {name}", [r["test_accuracy"] for r in found],
+                                     ">= 0.99 on every seed", "", all(r["test_accuracy"] >= TARGET for r in found)))
+    common.write("speed_levers", targets, {"seeds": seeds, "runs": runs}, quick=False)
+
+
 # ---------- main ----------
 
 
@@ -286,13 +369,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--seeds", default=None, help="comma-separated seeds (default 0,1,2; --quick: 0)")
-    parser.add_argument("--max-epochs", type=int, default=None, help="cap for keras-convnet (default 8; --quick: 3)")
-    parser.add_argument("--best", action="store_true", help="only train best-cnn (about 7 minutes)")
+    parser.add_argument("--max-epochs", type=int, default=None, help="cap for keras-convnet (default 10; --quick: 3)")
+    parser.add_argument("--best", action="store_true", help="only train best-cnn (about 5-7 minutes a seed)")
+    parser.add_argument("--levers", action="store_true", help="only measure fast-cnn's levers")
     parser.add_argument("--breakdown-only", action="store_true",
                         help="re-measure only fast-cnn's time split and update results/time_to_accuracy.json")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--child-out", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    seeds = [int(s) for s in (args.seeds or ("0" if args.quick or args.best else "0,1,2")).split(",")]
+    cap = args.max_epochs or (3 if args.quick else 10)
+    if args.child:
+        child(args.child, seeds[0], cap, Path(args.child_out))
+        return
     if args.best:
-        best_cnn([int(s) for s in (args.seeds or "0").split(",")])
+        best_cnn(seeds)
+        return
+    if args.levers:
+        levers(seeds)
         return
     if args.breakdown_only:
         result = json.loads((common.RESULTS / "time_to_accuracy.json").read_text())
@@ -300,58 +394,56 @@ def main() -> None:
         common.write("time_to_accuracy", result["targets"], result["details"], result["quick"])
         print_breakdown(result["details"]["fast_cnn_breakdown"])
         return
-    seeds = [int(s) for s in (args.seeds or ("0" if args.quick else "0,1,2")).split(",")]
-    cap = args.max_epochs or (3 if args.quick else 8)
 
-    peaks, runs = [], []
-    for seed in seeds:
-        # Interleaved, so both models see the same background load on this shared machine.
-        peaks.append(matmul_peak())
-        for name in ("fast-cnn", "keras-convnet"):
-            print(f"seed {seed}: {name}", flush=True)
-            runs.append(run_to_target(name, seed, cap))
-    fast_model = next(r["model"] for r in runs if r["preset"] == "fast-cnn")
-    flops = train_flops_per_image(fast_model)
-    for r in runs:
-        r.pop("model")
-
-    by = {name: [r for r in runs if r["preset"] == name] for name in ("fast-cnn", "keras-convnet")}
-    ratios = []
-    for fast, slow in zip(by["fast-cnn"], by["keras-convnet"], strict=True):
-        if fast["seconds_to_target"] and slow["seconds_to_target"]:
-            ratios.append(slow["seconds_to_target"] / fast["seconds_to_target"])
-        elif fast["seconds_to_target"]:
-            # keras-convnet missed 99.0% within the cap: its true time is longer, so this ratio is a lower bound
-            ratios.append(slow["checks"][-1]["seconds"] / fast["seconds_to_target"])
-    fast_ips = [v for v in (throughput(r) for r in by["fast-cnn"]) if v]
-    peak = statistics.median(p["gflops_best"] for p in peaks)
-    achieved = [ips * flops["train"] / 1e9 for ips in fast_ips]
+    measured_peaks, fast, slow = [], [], []
+    with tempfile.TemporaryDirectory() as folder:
+        for seed in seeds:
+            # Interleaved, so both models and the peaks see the same background load on this shared machine.
+            measured_peaks.append(peaks())
+            print(f"seed {seed}: fast-cnn (whole process)", flush=True)
+            fast.append(cli_run("fast-cnn", seed, Path(folder)))
+            print(f"  {fast[-1]['seconds']:.1f} s, test accuracy {fast[-1]['test_accuracy']:.4f}", flush=True)
+            print(f"seed {seed}: keras-convnet (whole process, up to {cap} epochs)", flush=True)
+            slow.append(reference_run("keras-convnet", seed, cap))
+            print(f"  {slow[-1]['seconds']:.1f} s, reached: {slow[-1]['reached']}", flush=True)
+    spec, _ = preset("fast-cnn").copy()
+    flops = train_flops_per_image(build(spec))
     print("measuring the breakdown of fast-cnn's time per image", flush=True)
     split = breakdown("fast-cnn", flops["train"])
 
-    all_fast_reached = all(r["seconds_to_target"] for r in by["fast-cnn"])
-    slow_missed = [r["seed"] for r in by["keras-convnet"] if not r["seconds_to_target"]]
+    # A seed where keras-convnet missed 99.0% within the cap counts its whole time: a lower bound.
+    ratios = [s["seconds"] / f["seconds"] for f, s in zip(fast, slow, strict=True) if f["test_accuracy"] >= TARGET]
+    all_fast_reached = all(f["test_accuracy"] >= TARGET for f in fast)
+    slow_missed = [s["seed"] for s in slow if not s["reached"]]
+    f32 = [p["float32"]["gflops_best"] for p in measured_peaks]
+    bf16 = [p["bfloat16"]["gflops_best"] for p in measured_peaks]
+    used = split["precision"]
     targets = [
-        common.target("time to 99.0%: fast-cnn", [r["seconds_to_target"] for r in by["fast-cnn"]],
-                      "reaches it", "s", all_fast_reached),
-        common.target("time to 99.0%: keras-convnet", [r["seconds_to_target"] for r in by["keras-convnet"]],
+        common.target("time to 99.0%, command to saved model: fast-cnn", [f["seconds"] for f in fast],
+                      f"99.0% on {len(seeds)} of {len(seeds)} seeds", "s", all_fast_reached),
+        common.target("fast-cnn test accuracy (whole-process runs)", [f["test_accuracy"] for f in fast],
+                      ">= 0.99 each", "", all_fast_reached),
+        common.target("time to 99.0%, command to model: keras-convnet (the Keras recipe)", [s["seconds"] for s in slow],
                       f"(reference, cap {cap} epochs)", "s", None),
-        common.target("time to 99.0%: speed-up vs keras-convnet", ratios, f">= {SPEEDUP_GOAL:g}x", "x",
+        common.target("time to 99.0%: speed-up vs the Keras recipe", ratios, f">= {SPEEDUP_GOAL:g}x", "x",
                       bool(ratios) and len(ratios) == len(seeds) and statistics.median(ratios) >= SPEEDUP_GOAL),
-        common.target("fast-cnn training GFLOP/s", achieved, "(report)", "GFLOP/s", None),
-        common.target("float32 matmul peak GFLOP/s", [p["gflops_best"] for p in peaks], "(report)", "GFLOP/s", None),
-        common.target("fast-cnn fraction of matmul peak", [a / peak for a in achieved], "(report)", "", None),
+        common.target("float32 matmul peak", f32, "(report)", "GFLOP/s", None),
+        common.target("bfloat16 matmul peak", bf16, "(report)", "GFLOP/s", None),
+        common.target(f"fast-cnn kernels, share of the {used} matmul peak (precision chosen: {used})",
+                      [split["kernel_fraction_of_peak"]], f">= {KERNEL_SHARE_GOAL:g}", "",
+                      split["kernel_fraction_of_peak"] >= KERNEL_SHARE_GOAL),
+        common.target(f"fast-cnn training through fit, share of the {used} matmul peak",
+                      [split["fit_fraction_of_peak"]], "(report)", "", None),
     ]
     details = {
         "target_accuracy": TARGET, "checks_per_epoch": 2, "keras_convnet_epoch_cap": cap,
-        "keras_convnet_missed_target_for_seeds": slow_missed,
+        "keras_convnet_missed_target_for_seeds": slow_missed, "precision": used,
         "ratio_note": "a seed where keras-convnet missed 99.0% within the cap uses its total time (a lower bound)",
-        "runs": runs, "matmul_peak": peaks, "fast_cnn_flops_per_image": flops,
-        "fast_cnn_train_images_per_second": fast_ips, "fast_cnn_breakdown": split,
+        "fast_cnn_runs": fast, "keras_convnet_runs": slow, "matmul_peaks": measured_peaks,
+        "fast_cnn_flops_per_image": flops, "fast_cnn_breakdown": split,
     }
     common.write("time_to_accuracy", targets, details, args.quick)
-    if split:
-        print_breakdown(split)
+    print_breakdown(split)
 
 
 def print_breakdown(split: dict) -> None:
