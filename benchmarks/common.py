@@ -116,8 +116,8 @@ def load_results() -> list[dict]:
     return sorted(found, key=lambda r: order.get(r["benchmark"], len(order)))
 
 
-ORDER = ("time_to_accuracy", "best_cnn", "predict_latency", "app_pages", "job_overhead", "job_eta", "eval_throughput",
-         "inspect_speed", "robustness", "export")
+ORDER = ("time_to_accuracy", "best_cnn", "speed_levers", "presets", "stroke_latency", "predict_latency", "app_pages",
+         "estimate", "job_overhead", "job_eta", "eval_throughput", "inspect_speed", "robustness", "export")
 
 
 def table_rows(results: list[dict]) -> list[list[str]]:

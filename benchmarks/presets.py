@@ -42,6 +42,7 @@ def run(name: str, quick: bool, registry: Path) -> dict:
         "preset": name,
         "epochs": len(epochs),
         "test_accuracy": done["test_accuracy"],
+        "precision": json.loads((registry / f"bench-{name}" / "metadata.json").read_text()).get("precision"),
         "claimed_accuracy": PRESETS[name].claimed_accuracy,
         "seconds_per_epoch_median": statistics.median(seconds),
         "seconds_per_epoch_range": [min(seconds), max(seconds)],

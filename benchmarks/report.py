@@ -53,16 +53,24 @@ def section(results: list[dict]) -> str:
                   + seeds_sentence(best["details"].get("runs", [])), ""]
     split = tta and tta["details"].get("fast_cnn_breakdown")
     if split:
+        peaks = tta["details"].get("matmul_peaks") or []
+        bf16 = sorted(p["bfloat16"]["gflops_best"] for p in peaks)
+        f32 = sorted(p["float32"]["gflops_best"] for p in peaks)
+        peak_words = (f" (the run's medians: float32 {f32[len(f32) // 2]:.0f} GFLOP/s, bfloat16 "
+                      f"{bf16[len(bf16) // 2]:.0f} GFLOP/s)" if peaks else "")
         parts = ", ".join(f"{part} {us:.0f} µs" for part, us in split["microseconds_per_image"].items())
-        lines += [f"How close to the machine: measured back to back, a float32 matmul ran at "
-                  f"{split['matmul_peak_gflops']:.1f} GFLOP/s and fast-cnn's training through `model.fit` at "
-                  f"{split['fit_gflops']:.1f} GFLOP/s ({split['fit_fraction_of_peak']:.0%} of it; forward + backward "
-                  f"conv and dense FLOPs). Per training image (batch {split['batch_size']}): {parts}. "
-                  "(A negative pipeline time means the tf.data pipeline costs less than the noise of this busy "
-                  "machine.) The kernels alone reach "
-                  f"{split['kernel_fraction_of_peak']:.0%} of the matmul peak: small 3x3 convolutions with 16-64 "
-                  "channels, batch-norm and pooling are memory-bound on a CPU, and the fixed per-step cost "
-                  "(Python, dispatch, the optimizer update) is the rest.", ""]
+        lines += [f"How close to the machine: fast-cnn trains in {split.get('precision', 'float32')} "
+                  "(`mnist_core/precision.py` picks bf16 mixed precision only for models of 8 MFLOPs or more per "
+                  "image, on CPUs with bf16 instructions). Measured back to back, a matmul in that precision ran at "
+                  f"{split['matmul_peak_gflops']:.1f} GFLOP/s{peak_words} and fast-cnn's training through "
+                  f"`model.fit` at {split['fit_gflops']:.1f} GFLOP/s ({split['fit_fraction_of_peak']:.0%} of it; "
+                  f"forward + backward conv and dense FLOPs). Per training image (batch {split['batch_size']}): "
+                  f"{parts}. (A negative pipeline time means the tf.data pipeline costs less than the noise of "
+                  f"this busy machine.) The kernels alone reach {split['kernel_fraction_of_peak']:.0%} of the "
+                  "matmul peak.", ""]
+    levers = next((r for r in results if r["benchmark"] == "speed_levers"), None)
+    if levers:
+        lines += [*levers_table(levers), ""]
     robust = next((r for r in results if r["benchmark"] == "robustness"), None)
     if robust and robust["details"].get("models"):
         lines += [*robustness_table(robust["details"]["models"]), ""]
@@ -80,19 +88,37 @@ def seeds_sentence(runs: list[dict]) -> str:
 
 
 def time_to_accuracy_line(details: dict) -> str:
-    """Per seed: when each model first scored >= 99.0% on the test set (checked every half epoch)."""
+    """Per seed: each whole process's time (fast-cnn: command to saved model; the Keras recipe: command to its
+    first half-epoch check at or above 99.0%)."""
     parts = []
-    for run in details["runs"]:
-        if run["seconds_to_target"] is not None:
-            parts.append(f"{run['preset']} seed {run['seed']}: {run['seconds_to_target']:.0f} s "
-                         f"({run['epochs_to_target']:g} epoch{'' if run['epochs_to_target'] == 1 else 's'})")
-        else:
-            best = max(c["test_accuracy"] for c in run["checks"])
-            parts.append(f"{run['preset']} seed {run['seed']}: not within {run['checks'][-1]['epochs']:g} epochs "
-                         f"({run['checks'][-1]['seconds']:.0f} s, best {best:.2%})")
+    for fast, slow in zip(details["fast_cnn_runs"], details["keras_convnet_runs"], strict=True):
+        reference = (f"the Keras recipe {slow['seconds']:.0f} s ({slow['epochs_to_target']:g} epochs)" if slow["reached"]
+                     else f"the Keras recipe not within {slow['checks'][-1]['epochs']:g} epochs ({slow['seconds']:.0f} s, "
+                          f"best {max(c['test_accuracy'] for c in slow['checks']):.2%})")
+        parts.append(f"seed {fast['seed']}: fast-cnn {fast['seconds']:.1f} s ({fast['test_accuracy']:.2%}, of which "
+                     f"{fast['train_seconds']:.1f} s training), {reference}")
     xla = (details.get("fast_cnn_breakdown") or {}).get("xla_slowdown")
     tail = f" With XLA (`jit_compile=True`) a fast-cnn training step took {xla:.1f}x as long, so it is off." if xla else ""
-    return "Time to 99.0% test accuracy, data loading and model building included: " + "; ".join(parts) + "." + tail
+    return ("Time to 99.0% test accuracy, each a whole process from the command on (TensorFlow's import, data, "
+            "build, training, the final evaluation): " + "; ".join(parts) + "." + tail)
+
+
+def levers_table(result: dict) -> list[str]:
+    """fast-cnn's whole process under each lever tried, against the plain run in the same rounds."""
+    runs = result["details"]["runs"]
+    plain = runs["plain"]
+    lines = ["Levers tried on fast-cnn's whole process (`benchmarks/time_to_accuracy.py --levers`, seeds "
+             f"{', '.join(str(s) for s in result['details']['seeds'])}, each lever run right after the plain run "
+             f"of the same seed; load {result['machine'].get('load_average_1min', 0):.1f}):", "",
+             "| lever | median time | speed-up over plain (median of same-seed ratios) | test accuracy per seed |",
+             "|---|---|---|---|"]
+    for name, found in runs.items():
+        times = sorted(r["seconds"] for r in found)
+        ratios = sorted(p["seconds"] / r["seconds"] for p, r in zip(plain, found, strict=True))
+        lines.append(f"| {name} | {times[len(times) // 2]:.1f} s | "
+                     + ("-" if name == "plain" else f"{ratios[len(ratios) // 2]:.2f}x")
+                     + " | " + ", ".join(f"{r['test_accuracy']:.2%}" for r in found) + " |")
+    return lines
 
 
 def robustness_table(models: dict) -> list[str]:
