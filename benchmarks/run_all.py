@@ -2,7 +2,7 @@
 
 Usage: .venv/bin/python benchmarks/run_all.py [--quick] [--best] [--only a,b] [--table]
   --quick   pass --quick to every benchmark (a smoke run of a few minutes)
-  --best    also train best-cnn (about 7 minutes more); otherwise its last stored result is shown
+  --best    also train best-cnn (about 5-7 minutes more); otherwise its last stored result is shown
   --table   run nothing, just print the table from benchmarks/results/*.json
 Results land in benchmarks/results/*.json; `benchmarks/report.py` puts them into README.md.
 """
@@ -16,8 +16,8 @@ import time
 
 import common
 
-BENCHMARKS = ("time_to_accuracy", "predict_latency", "app_pages", "job_overhead", "job_eta", "eval_throughput", "inspect_speed",
-              "robustness", "export_latency")
+BENCHMARKS = ("time_to_accuracy", "predict_latency", "stroke_latency", "app_pages", "estimate", "job_overhead", "job_eta",
+              "eval_throughput", "inspect_speed", "robustness", "export_latency")
 
 
 def print_table(rows: list[list[str]]) -> None:
@@ -42,6 +42,8 @@ def main() -> None:
     if not args.table:
         names = args.only.split(",") if args.only else list(BENCHMARKS)
         runs = [[f"{n}.py"] + (["--quick"] if args.quick else []) for n in names]
+        if not args.only:
+            runs.insert(1, ["time_to_accuracy.py", "--levers"] + (["--seeds", "0"] if args.quick else []))
         if args.best:
             runs.append(["time_to_accuracy.py", "--best"])
         for argv in runs:
