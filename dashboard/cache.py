@@ -167,8 +167,10 @@ def model_stamp(name: str) -> tuple:
 
 # Images per forward pass when the server predicts many. At evaluate's default (1,000) one pass of the shipped
 # robust-cnn needs ~600 MB, which TensorFlow's oneDNN allocator then keeps for the life of the server (it pools,
-# and never gives memory back); 250 needs ~150 MB (benchmarks/app_pages.py, details "levers").
-SERVER_EVAL_BATCH = 250
+# and never gives memory back); 250 needs ~150 MB (benchmarks/app_pages.py, details "levers"). MNIST_SERVER_EVAL_BATCH
+# (1-1000) overrides it: the benchmark measures the lever with it.
+_BATCH_SETTING = os.environ.get("MNIST_SERVER_EVAL_BATCH", "")
+SERVER_EVAL_BATCH = min(int(_BATCH_SETTING), 1000) if _BATCH_SETTING.isdigit() and int(_BATCH_SETTING) else 250
 
 
 def _in_server_batches(model):
