@@ -1,7 +1,8 @@
 """How honest is a job's ETA, and how soon does the first curve point show?
 
 For an MLP preset (mlp-2x128) and a CNN preset (fast-cnn), interleaved, `--repeats` times each:
-  1. the estimate the Train page makes (train.time_batches: a few real batches, timed in this process),
+  1. the estimate the Train page makes (estimate.job_estimate: real steps through the job's own pipeline,
+     timed in this process, with start-up, validation and evaluation parts),
   2. jobs.start_train with that estimate, polled every 0.1 s as the page's panel polls its job,
   3. the ETA shown at the first poll, and at the first poll at or past 10% of the run's steps, against
      the time the job actually took from then until its "done" event (the moment the page shows the result),
@@ -27,12 +28,12 @@ GOAL = 0.25
 
 
 def one_run(preset: str, mnist, index: int) -> dict:
+    from mnist_core import estimate as estimates
     from mnist_core import jobs
     from mnist_core import spec as specs
-    from mnist_core.train import time_batches
 
     spec, config = specs.preset(preset).copy()
-    estimate = {"epoch_seconds": time_batches(spec, config, mnist)}
+    estimate = estimates.recorded(estimates.job_estimate(spec, config, mnist))
     t0 = time.monotonic()
     job = jobs.start_train(spec, config, f"eta-{preset}-{index}", estimate=estimate)
     samples, first_point = [], None
