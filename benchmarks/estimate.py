@@ -51,7 +51,9 @@ def one_run(preset: str, mnist, index: int) -> dict:
             break
         time.sleep(POLL_SECONDS)
     if st.state != "done":
-        raise SystemExit(f"{preset}: job {st.state}: {st.message}")
+        log = (jobs.job_dir(job.id) / "log.txt").read_text(errors="replace")[-2000:]
+        return {"preset": preset, "failed": f"{st.state}: {st.message}", "log_tail": log, "estimate": parts,
+                "last_event": st.events[-1] if st.events else None, "load_average_1min": os.getloadavg()[0]}
     actual = now
     first_batch, last_epoch = st.batches[0], st.history[-1]
     fit_started = first_batch_seen - first_batch["elapsed"]
@@ -67,7 +69,8 @@ def one_run(preset: str, mnist, index: int) -> dict:
             "load_average_1min": os.getloadavg()[0]}
 
 
-def summarize(runs: list[dict], presets: list[str], quick: bool) -> None:
+def summarize(all_runs: list[dict], presets: list[str], quick: bool) -> None:
+    runs = [r for r in all_runs if "failed" not in r]
     targets = []
     for preset in presets:
         errors = [100 * r["error"] for r in runs if r["preset"] == preset]
@@ -76,14 +79,15 @@ def summarize(runs: list[dict], presets: list[str], quick: bool) -> None:
     from mnist_core import estimate
 
     details = {
-        "runs": runs, "constants": {"PROCESS_START_SECONDS": estimate.PROCESS_START_SECONDS,
+        "runs": runs, "failed_runs": [r for r in all_runs if "failed" in r], "constants": {"PROCESS_START_SECONDS": estimate.PROCESS_START_SECONDS,
                                     "SAVE_SECONDS": estimate.SAVE_SECONDS},
-        "median_process_start_seconds": statistics.median(r["process_start_seconds"] for r in runs),
-        "median_finish_seconds": statistics.median(r["finish_seconds"] for r in runs),
+        "median_process_start_seconds": statistics.median([r["process_start_seconds"] for r in runs] or [0]),
+        "median_finish_seconds": statistics.median([r["finish_seconds"] for r in runs] or [0]),
         "median_actual_seconds": {p: statistics.median(r["actual_seconds"] for r in runs if r["preset"] == p)
-                                  for p in presets},
+                                  for p in presets if any(r["preset"] == p for r in runs)},
         "median_estimated_seconds": {p: statistics.median(r["estimate"]["total_seconds"] for r in runs
-                                                          if r["preset"] == p) for p in presets},
+                                                          if r["preset"] == p)
+                                     for p in presets if any(r["preset"] == p for r in runs)},
         "load_average_1min": [r["load_average_1min"] for r in runs],
         "note": "the estimate is timed in this process just before each job, so both see the same machine load",
     }
@@ -109,10 +113,13 @@ def main() -> None:
             for preset in presets:  # interleaved, so every preset sees the same spread of machine load
                 runs.append(one_run(preset, mnist, i))
                 r = runs[-1]
+                summarize(runs, presets, args.quick)  # after every run: a crash later keeps what was measured
+                if "failed" in r:
+                    print(f"{preset}: job {r['failed']}", flush=True)
+                    continue
                 print(f"{preset}: estimated {r['estimate']['total_seconds']:.1f} s, actual {r['actual_seconds']:.1f} s "
                       f"({100 * r['error']:+.0f}%), process start {r['process_start_seconds']:.2f} s, finish "
                       f"{r['finish_seconds']:.2f} s, load {r['load_average_1min']:.1f}", flush=True)
-    summarize(runs, presets, args.quick)
 
 
 if __name__ == "__main__":
