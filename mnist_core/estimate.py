@@ -14,6 +14,7 @@ imports, the MNIST load) and the save: those are constants, measured by benchmar
 
 from __future__ import annotations
 
+import gc
 import math
 import time
 
@@ -65,8 +66,9 @@ def most_steps(spec: ModelSpec, config: TrainConfig, steps: int) -> int:
 
 def time_steps(spec: ModelSpec, config: TrainConfig, mnist, steps: int = TIMED_STEPS) -> dict:
     """Time at least `steps` training steps (after one traced warm-up step; more, up to most_steps, until they
-    span MIN_TIMED_SECONDS) and two validation passes, built as train.fit builds them. Returns seconds: "step" (one warm step), "setup" (pipeline, model, compile and the
-    first step beyond a warm one), "build" (pipeline, model and compile alone), "validation_trace" (the
+    span MIN_TIMED_SECONDS) and two validation passes, built as train.fit builds them. Returns seconds:
+    "step" (the median warm step), "step_mean", "setup" (pipeline, model, compile and the first step beyond
+    a warm one), "build" (pipeline, model and compile alone), "validation_trace" (the
     first validation pass beyond a warm one), "forward_1000" (a warm validation pass of 1,000 images) and
     "evaluate_1000" (the same through evaluate.probabilities, as the final evaluation runs). Raises LabError
     for a spec over the lab's limits or too heavy to time here, before anything is built."""
@@ -75,13 +77,25 @@ def time_steps(spec: ModelSpec, config: TrainConfig, mnist, steps: int = TIMED_S
     if too_costly:
         raise LabError(f"not timed: {too_costly}")
 
+    # The caller's garbage (a dashboard holds many models' graphs) is collected now, not during the timing:
+    # a job's fresh process does not pay for it. benchmarks/estimate.py saw a 75 s set-up in a long-lived
+    # process without this.
+    gc.collect()
+    gc.disable()
+    try:
+        return _timed(spec, config, mnist, steps)
+    finally:
+        gc.enable()
+
+
+def _timed(spec: ModelSpec, config: TrainConfig, mnist, steps: int) -> dict:
     import keras
     import numpy as np
 
     from mnist_core import evaluate, precision
     from mnist_core.adversarial import AdversarialTrainer
     from mnist_core.build import build
-    from mnist_core.train import compile_model, make_dataset
+    from mnist_core.train import EventCallback, compile_model, make_dataset
 
     class StepClock(keras.callbacks.Callback):
         def __init__(self):
@@ -106,13 +120,16 @@ def time_steps(spec: ModelSpec, config: TrainConfig, mnist, steps: int = TIMED_S
         trainer = AdversarialTrainer(model, config.adversarial_eps, config.seed) if config.adversarial_eps else model
         compile_model(trainer, config, steps_per_epoch(config))
     clock = StepClock()
+    # The job's own progress callback runs on every step, as it does in the job (its events go nowhere here).
+    progress = EventCallback(lambda event: None, lambda: False, steps_per_epoch(config), epochs=config.epochs,
+                             train_size=train_images(config), batch_size=config.batch_size)
     built = time.perf_counter() - started
-    trainer.fit(dataset, epochs=1, verbose=0, shuffle=False, callbacks=[clock])
+    trainer.fit(dataset, epochs=1, verbose=0, shuffle=False, callbacks=[progress, clock])
     # Between consecutive batch ends: the step, the wait for its batch and the callbacks, as in a job.
-    # The mean, as a job's time is a sum of steps; the median of eight 3 ms steps swung 2-5x on this
-    # shared machine, where a job's epoch averages over every stall.
-    step = float(np.mean(np.diff(clock.ends)))
-    step_median = float(np.median(np.diff(clock.ends)))
+    # The median of a second's worth of steps: the mean let one stall of this process (seconds, on the
+    # shared cores) double an estimate in benchmarks/estimate.py.
+    step = float(np.median(np.diff(clock.ends)))
+    step_mean = float(np.mean(np.diff(clock.ends)))
     setup = max(0.0, clock.ends[0] - started - step)
 
     x_val, y_val = mnist.x_train[-VALIDATION_BATCH:], mnist.y_train[-VALIDATION_BATCH:]
@@ -130,7 +147,8 @@ def time_steps(spec: ModelSpec, config: TrainConfig, mnist, steps: int = TIMED_S
         t0 = time.perf_counter()
         evaluate.probabilities(saved, x_val)
         calls.append(time.perf_counter() - t0)
-    return {"step": step, "step_median": step_median, "setup": setup, "build": built, "validation_trace": max(0.0, passes[0] - passes[1]),
+    return {"step": step, "step_mean": step_mean, "setup": setup, "build": built,
+            "validation_trace": max(0.0, passes[0] - passes[1]),
             "forward_1000": passes[1] * 1000 / len(x_val), "evaluate_1000": calls[1] * 1000 / len(x_val),
             "precision": chosen}
 
