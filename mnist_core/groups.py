@@ -247,7 +247,9 @@ def group_progress(job, now: float | None = None) -> dict:
     per_run = sum(finished) / len(finished) if finished else None
     if per_run is None and job.estimate.get("epoch_seconds"):
         epochs = job.subject.get("config", {}).get("epochs", 1)
-        per_run = job.estimate["epoch_seconds"] * epochs + job.estimate.get("eval_seconds", 0.0)
+        # Records from mnist_core.estimate say "evaluation_seconds"; older ones "eval_seconds".
+        evaluation = job.estimate.get("evaluation_seconds", job.estimate.get("eval_seconds", 0.0))
+        per_run = job.estimate["epoch_seconds"] * epochs + evaluation
     eta = p["eta"] + (runs - current) * per_run if p["eta"] is not None and per_run is not None else None
     fraction = 1.0 if job.state == "done" else (current - 1 + p["fraction"]) / runs
     return {**p, "fraction": min(1.0, fraction), "eta": eta if job.running else 0.0, "run": current, "runs": runs}

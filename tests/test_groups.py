@@ -211,3 +211,21 @@ def test_text_read_from_metadata_is_bounded():
     (group,) = group_stats.collect([("a", meta(record, 0.9)), ("b", meta({**record, "value": 3}, 0.8))])
     assert len(group.name) == len(group.setting) == group_stats.MAX_TEXT
     assert group.values() == ["v" * group_stats.MAX_TEXT, 3]
+
+
+def test_group_eta_counts_the_recorded_evaluation_for_each_run_to_come():
+    from mnist_core.jobs import JobStatus
+
+    def eta(estimate: dict) -> float:
+        job = JobStatus(id="j", name="g", state="running", started=0.0, estimate=estimate,
+                        subject={"group": {"runs": 3}, "config": {"epochs": 2}},
+                        events=[{"event": "run", "run": 1, "elapsed": 0.0}])
+        return job.progress(now=1.0)["eta"]
+
+    parts = {"epoch_seconds": 10.0, "startup_seconds": 4.0}
+    new_record = eta({**parts, "evaluation_seconds": 5.0})
+    old_record = eta({**parts, "eval_seconds": 5.0})
+    without = eta(parts)
+    # The two runs still to come add 5 s of evaluation each (the current run's ETA counts its own share too).
+    assert new_record - without >= 2 * 5.0
+    assert old_record == pytest.approx(new_record)
