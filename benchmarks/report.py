@@ -107,7 +107,7 @@ def levers_table(result: dict) -> list[str]:
     """fast-cnn's whole process under each lever tried, against the plain run in the same rounds."""
     runs = result["details"]["runs"]
     plain = runs["plain"]
-    lines = ["Levers tried on fast-cnn's whole process (`benchmarks/time_to_accuracy.py --levers`, seeds "
+    lines = ["Levers tried on fast-cnn's whole process (`benchmarks/speed_levers.py`, seeds "
              f"{', '.join(str(s) for s in result['details']['seeds'])}, each lever run right after the plain run "
              f"of the same seed; load {result['machine'].get('load_average_1min', 0):.1f}):", "",
              "| lever | median time | speed-up over plain (median of same-seed ratios) | test accuracy per seed |",

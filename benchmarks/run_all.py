@@ -16,7 +16,7 @@ import time
 
 import common
 
-BENCHMARKS = ("time_to_accuracy", "predict_latency", "stroke_latency", "app_pages", "estimate", "job_overhead", "job_eta",
+BENCHMARKS = ("time_to_accuracy", "speed_levers", "precision", "predict_latency", "stroke_latency", "app_pages", "estimate", "job_overhead", "job_eta",
               "eval_throughput", "inspect_speed", "robustness", "export_latency")
 
 
@@ -42,10 +42,8 @@ def main() -> None:
     if not args.table:
         names = args.only.split(",") if args.only else list(BENCHMARKS)
         runs = [[f"{n}.py"] + (["--quick"] if args.quick else []) for n in names]
-        if not args.only:
-            runs.insert(1, ["time_to_accuracy.py", "--levers"] + (["--seeds", "0"] if args.quick else []))
         if args.best:
-            runs.append(["time_to_accuracy.py", "--best"])
+            runs.append(["best_cnn.py"])
         for argv in runs:
             print(f"\n=== {' '.join(argv)}", flush=True)
             t0 = time.perf_counter()

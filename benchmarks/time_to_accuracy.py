@@ -1,6 +1,6 @@
 """Time to 99.0% test accuracy, the whole process: fast-cnn against the Keras recipe, over 3 seeds.
 
-Usage: .venv/bin/python benchmarks/time_to_accuracy.py [--quick] [--seeds 0,1,2] [--best] [--levers]
+Usage: .venv/bin/python benchmarks/time_to_accuracy.py [--quick] [--seeds 0,1,2]
 
 Each run is a fresh process, timed by this script from launch to exit (issue 15: "from the command to the
 saved model, evaluation included"):
@@ -16,10 +16,7 @@ It also measures, back to back, where fast-cnn's time per training image goes (i
 per-step cost, kernels) and the kernels' GFLOP/s against the matmul peak in the precision fast-cnn trains in
 (mnist_core.precision).
 
---levers: fast-cnn's whole process under each lever (bf16 forced, batch 256, oneDNN off, one thread pool),
-  interleaved with the plain run, --seeds each; writes results/speed_levers.json.
---best trains best-cnn once per seed (--seeds, default 0; about 5-7 minutes each on an idle 2-core machine)
-and writes results/best_cnn.json.
+benchmarks/speed_levers.py measures levers on the same whole process; benchmarks/best_cnn.py trains best-cnn.
 --quick: 1 seed, keras-convnet capped at 3 epochs.
 """
 
@@ -246,59 +243,7 @@ def breakdown(preset_name: str, flops: int) -> dict:
     }
 
 
-# ---------- best-cnn ----------
-
-
-def best_cnn(seeds: list[int]) -> None:
-    """Train best-cnn's full schedule once per seed, checking test accuracy every half epoch.
-
-    The result file is rewritten after every check (marked partial until the last seed ends), so a run
-    cut short on a busy machine still leaves its curves behind.
-    """
-    _, config = preset("best-cnn").copy()
-    print(f"best-cnn: {config.epochs} epochs, augment={config.augment}, seeds {seeds}", flush=True)
-    runs: list[dict] = []
-
-    def record(partial: bool) -> None:
-        done = [r for r in runs if r["checks"] and r["checks"][-1]["epochs"] >= config.epochs]
-        finals = [r["checks"][-1]["test_accuracy"] for r in done]
-        totals = [r["checks"][-1]["seconds"] for r in done]
-        name = "best-cnn" + (f" (PARTIAL: {len(done)} of {len(seeds)} seeds done)" if partial else "")
-        used = precision.choose(preset("best-cnn").spec)
-        accuracy = common.target(f"{name} final test accuracy (trained in {used})", finals, ">= 0.996", "", None)
-        seconds = common.target(f"{name} training time (trained in {used})", totals, "<= 300 s", "s", None)
-        if not partial:
-            accuracy["met"] = accuracy["median"] >= 0.996
-            seconds["met"] = seconds["median"] <= 300 and accuracy["met"]
-        for r in runs:
-            r["first_check_at_99.5"] = next((c for c in r["checks"] if c["test_accuracy"] >= 0.995), None)
-        # "checks" is the first seed's curve, which the README prints; "runs" holds every seed's.
-        details = {"checks": runs[0]["checks"], "first_check_at_99.5": runs[0]["first_check_at_99.5"],
-                   "epochs": config.epochs, "partial": partial, "seeds": seeds, "runs": runs}
-        common.write("best_cnn", [accuracy, seconds], details, quick=False)
-
-    for seed in seeds:
-        run = {"seed": seed, "checks": []}
-        runs.append(run)
-
-        def on_check(checks, run=run):
-            run["checks"] = list(checks)
-            record(True)
-
-        run_to_target("best-cnn", seed, stop_at_target=False, on_check=on_check)
-    record(False)
-
-
 # ---------- the whole process ----------
-
-LEVERS = {  # name: (extra CLI arguments, extra environment) for fast-cnn's whole process
-    "plain": ([], {}),
-    "bf16 mixed precision forced": ([], {precision.OVERRIDE_VARIABLE: precision.MIXED_BF16}),
-    "batch 256": (["--batch-size", "256"], {}),
-    "oneDNN off (TF_ENABLE_ONEDNN_OPTS=0)": ([], {"TF_ENABLE_ONEDNN_OPTS": "0"}),
-    "one inter-op thread (TF_NUM_INTEROP_THREADS=1)": ([], {"TF_NUM_INTEROP_THREADS": "1"}),
-}
-
 
 def cli_run(preset_name: str, seed: int, models_dir: Path, args: list[str] = (), env: dict | None = None) -> dict:
     """`python -m mnist_core train --preset P` in a fresh process, timed from launch to exit."""
@@ -339,29 +284,6 @@ def child(preset_name: str, seed: int, cap: int, out: Path) -> None:
     out.write_text(json.dumps(run))
 
 
-def levers(seeds: list[int]) -> None:
-    """fast-cnn's whole process under each lever, interleaved round by round with the plain run."""
-    runs = {name: [] for name in LEVERS}
-    with tempfile.TemporaryDirectory() as folder:
-        for seed in seeds:
-            for name, (args, env) in LEVERS.items():
-                run = cli_run("fast-cnn", seed, Path(folder), args, env)
-                print(f"  seed {seed} {name}: {run['seconds']:.1f} s, test {run['test_accuracy']:.4f}", flush=True)
-                runs[name].append(run)
-    plain = runs["plain"]
-    targets = []
-    for name, found in runs.items():
-        ratios = [p["seconds"] / r["seconds"] for p, r in zip(plain, found, strict=True)]
-        targets.append(common.target(f"fast-cnn whole process, {name}", [r["seconds"] for r in found],
-                                     "(lever)", "s", None))
-        if name != "plain":
-            targets.append(common.target(f"  speed-up of '{name}' over plain (same seed, same round)", ratios,
-                                         "> 1 helps", "x", None))
-        targets.append(common.target(f"  test accuracy, {name}", [r["test_accuracy"] for r in found],
-                                     ">= 0.99 on every seed", "", all(r["test_accuracy"] >= TARGET for r in found)))
-    common.write("speed_levers", targets, {"seeds": seeds, "runs": runs}, quick=False)
-
-
 # ---------- main ----------
 
 
@@ -370,23 +292,15 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--seeds", default=None, help="comma-separated seeds (default 0,1,2; --quick: 0)")
     parser.add_argument("--max-epochs", type=int, default=None, help="cap for keras-convnet (default 10; --quick: 3)")
-    parser.add_argument("--best", action="store_true", help="only train best-cnn (about 5-7 minutes a seed)")
-    parser.add_argument("--levers", action="store_true", help="only measure fast-cnn's levers")
     parser.add_argument("--breakdown-only", action="store_true",
                         help="re-measure only fast-cnn's time split and update results/time_to_accuracy.json")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--child-out", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    seeds = [int(s) for s in (args.seeds or ("0" if args.quick or args.best else "0,1,2")).split(",")]
+    seeds = [int(s) for s in (args.seeds or ("0" if args.quick else "0,1,2")).split(",")]
     cap = args.max_epochs or (3 if args.quick else 10)
     if args.child:
         child(args.child, seeds[0], cap, Path(args.child_out))
-        return
-    if args.best:
-        best_cnn(seeds)
-        return
-    if args.levers:
-        levers(seeds)
         return
     if args.breakdown_only:
         result = json.loads((common.RESULTS / "time_to_accuracy.json").read_text())

@@ -1,0 +1,60 @@
+"""Levers on fast-cnn's whole process (`python -m mnist_core train --preset fast-cnn`, launch to exit): each
+lever's run follows the plain run of the same seed, so the two see about the same load.
+
+Usage: .venv/bin/python benchmarks/speed_levers.py [--seeds 0,1,2]
+Writes results/speed_levers.json; report.py prints it as a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import common
+from time_to_accuracy import TARGET, cli_run
+
+from mnist_core import precision
+
+LEVERS = {  # name: (extra CLI arguments, extra environment) for fast-cnn's whole process
+    "plain": ([], {}),
+    "bf16 mixed precision forced": ([], {precision.OVERRIDE_VARIABLE: precision.MIXED_BF16}),
+    "batch 256": (["--batch-size", "256"], {}),
+    "oneDNN off (TF_ENABLE_ONEDNN_OPTS=0)": ([], {"TF_ENABLE_ONEDNN_OPTS": "0"}),
+    "one inter-op thread (TF_NUM_INTEROP_THREADS=1)": ([], {"TF_NUM_INTEROP_THREADS": "1"}),
+}
+
+
+def levers(seeds: list[int]) -> None:
+    """fast-cnn's whole process under each lever, interleaved round by round with the plain run."""
+    runs = {name: [] for name in LEVERS}
+    with tempfile.TemporaryDirectory() as folder:
+        for seed in seeds:
+            for name, (args, env) in LEVERS.items():
+                run = cli_run("fast-cnn", seed, Path(folder), args, env)
+                print(f"  seed {seed} {name}: {run['seconds']:.1f} s, test {run['test_accuracy']:.4f}", flush=True)
+                runs[name].append(run)
+    plain = runs["plain"]
+    targets = []
+    for name, found in runs.items():
+        ratios = [p["seconds"] / r["seconds"] for p, r in zip(plain, found, strict=True)]
+        targets.append(common.target(f"fast-cnn whole process, {name}", [r["seconds"] for r in found],
+                                     "(lever)", "s", None))
+        if name != "plain":
+            targets.append(common.target(f"  speed-up of '{name}' over plain (same seed, same round)", ratios,
+                                         "> 1 helps", "x", None))
+        targets.append(common.target(f"  test accuracy, {name}", [r["test_accuracy"] for r in found],
+                                     ">= 0.99 on every seed", "", all(r["test_accuracy"] >= TARGET for r in found)))
+    common.write("speed_levers", targets, {"seeds": seeds, "runs": runs}, quick=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
+    parser.add_argument("--quick", action="store_true", help="seed 0 only")
+    args = parser.parse_args()
+    levers([0] if args.quick else [int(s) for s in args.seeds.split(",")])
+
+
+if __name__ == "__main__":
+    main()
