@@ -1,5 +1,5 @@
-"""mnist_core.precision: bf16 mixed precision only where the CPU and the model gain from it; the trained model
-is float32 either way."""
+"""mnist_core.precision: float32 unless bf16 mixed precision is asked for (and the CPU has it); the trained
+model is float32 either way."""
 
 from __future__ import annotations
 
@@ -28,8 +28,14 @@ def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
     assert not precision.cpu_has_bf16(tmp_path / "missing")
 
 
-def test_choice_follows_model_size_and_cpu(monkeypatch):
+def test_float32_unless_asked(monkeypatch):
     monkeypatch.delenv(precision.OVERRIDE_VARIABLE, raising=False)
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)
+    assert precision.choose(preset("best-cnn").spec) == precision.FLOAT32
+
+
+def test_auto_follows_model_size_and_cpu(monkeypatch):
+    monkeypatch.setenv(precision.OVERRIDE_VARIABLE, precision.AUTO)
     monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)
     assert precision.choose(preset("best-cnn").spec) == precision.MIXED_BF16
     assert precision.choose(preset("fast-cnn").spec) == precision.FLOAT32  # too small to gain
@@ -38,9 +44,12 @@ def test_choice_follows_model_size_and_cpu(monkeypatch):
     assert precision.choose(preset("best-cnn").spec) == precision.FLOAT32
 
 
-def test_override_and_its_bound(monkeypatch):
-    monkeypatch.setenv(precision.OVERRIDE_VARIABLE, "mixed_bfloat16")
+def test_asked_bf16_falls_back_without_the_instructions_and_is_bounded(monkeypatch):
+    monkeypatch.setenv(precision.OVERRIDE_VARIABLE, precision.MIXED_BF16)
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)
     assert precision.choose(preset("mlp-2x28").spec) == precision.MIXED_BF16
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: False)
+    assert precision.choose(preset("mlp-2x28").spec) == precision.FLOAT32
     monkeypatch.setenv(precision.OVERRIDE_VARIABLE, "float16")
     with pytest.raises(LabError, match="MNIST_PRECISION='float16'"):
         precision.choose(preset("mlp-2x28").spec)
@@ -50,6 +59,7 @@ def test_mixed_training_returns_a_float32_model_with_the_trained_weights(monkeyp
     import keras
 
     monkeypatch.setenv(precision.OVERRIDE_VARIABLE, precision.MIXED_BF16)
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)  # emulated where the CPU lacks it: slower, same result
     result = train.fit(SMALL_CNN, TrainConfig(epochs=2, batch_size=64, validation_split=0.1), mnist=small_mnist)
     assert result.precision == precision.MIXED_BF16
     assert {layer.dtype_policy.name for layer in result.model.layers} == {"float32"}
