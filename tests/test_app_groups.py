@@ -35,7 +35,7 @@ def test_train_offers_seeds_and_one_setting_to_vary_with_the_cost_multiplied(ope
     assert vary.value == "nothing" and "dense layer 2 dropout" in vary.options and "learning rate" in vary.options
     assert not [o for o in vary.options if o.startswith("conv block")]  # the default spec is an MLP
     assert button(at, "Start training").label == "Start training"
-    per_epoch = next(m for m in at.metric if m.label == "Measured time per epoch")
+    per_epoch = next(m for m in at.metric if m.label == "Measured job time")
     assert per_epoch.value != "0 s"
 
     at.number_input(key="train_seeds").set_value(3).run()

@@ -84,7 +84,7 @@ def set_up_training(page, app, epochs: int, name: str | None = None) -> str:
     epochs_box = sidebar_number(page, "epochs")
     epochs_box.fill(str(epochs))
     epochs_box.press("Enter")
-    page.get_by_text(f"{epochs} epoch{'s' if epochs > 1 else ''} ≈").wait_for(timeout=120_000)  # re-measured
+    page.get_by_text(f"{epochs} epoch{'s' if epochs > 1 else ''} ×").wait_for(timeout=120_000)  # re-measured
     app.wait_idle(page)
     name_box = page.get_by_label("Save as", exact=True).and_(page.get_by_role("textbox"))
     if name:

@@ -27,12 +27,12 @@ def never_timed(monkeypatch):
     """Fails the test if the page builds a Keras model or times batches in this (the server's) process."""
     import keras
 
-    from mnist_core import train
+    from mnist_core import estimate
 
     def refuse(*args, **kwargs):
         raise AssertionError("heavy work ran in the server process")
 
-    monkeypatch.setattr(train, "time_batches", refuse)
+    monkeypatch.setattr(estimate, "time_steps", refuse)
     monkeypatch.setattr(keras, "Model", refuse)
 
 
@@ -46,7 +46,7 @@ def test_a_batch_over_the_memory_limit_is_refused_on_the_page_without_any_work(a
     at = open_with(app_page, spec, specs.TrainConfig(batch_size=4096))  # the sidebar allows up to 4096
     errors = [e.value for e in at.error]
     assert len(errors) == 1 and "batch_size 4096 needs about 4.4 GiB" in errors[0] and "\n" not in errors[0], errors
-    assert not any(m.label.endswith("time per epoch") for m in at.metric)
+    assert not any(m.label.endswith("job time") for m in at.metric)
     assert next(b for b in at.button if b.label == "Start training").disabled
     assert list(at.dataframe[0].value["layer"])[:2] == ["image", "conv1"]  # the rest of the page works
 
@@ -55,8 +55,8 @@ def test_a_spec_too_heavy_to_time_is_estimated_from_flops_and_says_so(app_page, 
     spec, _ = specs.preset("cnn-classic").copy()
     at = open_with(app_page, spec, specs.TrainConfig(batch_size=1024))
     assert not at.error, [e.value for e in at.error]
-    estimate = next(m for m in at.metric if m.label.endswith("time per epoch"))
-    assert estimate.label == "Estimated time per epoch" and estimate.value.endswith(("s", "min"))
+    estimate = next(m for m in at.metric if m.label.endswith("job time"))
+    assert estimate.label == "Estimated job time" and estimate.value.endswith(("s", "min"))
     assert any("Estimated from FLOPs" in c.value and "not timed" in c.value for c in at.caption)
     assert not next(b for b in at.button if b.label == "Start training").disabled
 
