@@ -115,38 +115,6 @@ def clear() -> None:
 # ---------- Train and Compare pages ----------
 
 
-TIMED_BATCHES = 8
-
-
-@st.cache_data(show_spinner="Timing a few training steps...", max_entries=32)
-def epoch_estimate(bundle: str) -> dict:
-    """Seconds per epoch for a spec+config bundle (mnist_core.spec.bundle_json), cached per bundle:
-    {"seconds", "measured": bool, "note"}. Measured on a few real batches in this process when that is
-    cheap (cost.too_costly_to_time); otherwise estimated from FLOPs, so a huge spec is never built or run
-    in the server. Raises LabError for a spec over the lab's limits (cost.check), before any work."""
-    from mnist_core import cost
-    from mnist_core import spec as specs
-    from mnist_core.train import time_batches
-
-    spec, config = specs.parse_bundle(bundle)
-    config = config or specs.TrainConfig()
-    cost.check(spec, config)
-    too_costly = cost.too_costly_to_time(spec, config, TIMED_BATCHES)
-    if too_costly:
-        train_images = int(specs.TRAIN_SIZE * (1 - config.validation_split))
-        return {"seconds": cost.flops_epoch_seconds(spec, config, train_images), "measured": False,
-                "note": f"Estimated from FLOPs at {cost.ASSUMED_FLOPS_PER_SECOND / 1e9:.0f} GFLOP/s, not timed: "
-                        f"{too_costly}."}
-    seconds = time_batches(spec, config, mnist(), batches=TIMED_BATCHES)
-    return {"seconds": seconds, "measured": True,
-            "note": f"Timed on {TIMED_BATCHES} real training batches on this machine, not guessed."}
-
-
-def epoch_seconds(bundle: str) -> float:
-    """Seconds per epoch for a spec+config bundle: epoch_estimate's figure, measured or estimated."""
-    return epoch_estimate(bundle)["seconds"]
-
-
 @st.cache_data(show_spinner=False, max_entries=32)
 def summary(spec_json: str) -> list[dict]:
     """The layer table of a spec, from arithmetic on the spec (cost.summary_rows): nothing is built, and a
