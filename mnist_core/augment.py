@@ -6,7 +6,11 @@ Levels (the values TrainConfig.augment accepts):
                 lab's original setting; the best-cnn preset was measured with it
   "real-input"  what people's drawings and other writers do to a digit: per image a random rotation
                 (up to 22 degrees), scale (0.7-1.2), slant (shear up to 0.3), shift (up to 4 pixels) and
-                elastic distortion, strokes made thinner or thicker, and sometimes blur or noise
+                elastic distortion, strokes made thinner or thicker, sometimes a square of the ink blanked
+                out (a gap in the pen's trace, a finger over a photo), and sometimes blur or noise. Before
+                any of that, a share of the training 1s get the flag at the top that many writers outside
+                the US give a 1 (with_flagged_ones): MNIST's 1s are nearly all plain strokes, so without it a
+                drawn flagged 1 reads as a 7
 
 Everything runs as TensorFlow ops on a float batch (N, 28, 28, 1) in [0, 1] inside the tf.data pipeline,
 so it costs a few milliseconds per batch: the geometric steps are one resampling (one combined inverse
@@ -17,7 +21,9 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import tensorflow as tf
+from PIL import Image, ImageDraw
 
 from mnist_core.spec import AUGMENT_LEVELS as LEVELS
 from mnist_core.spec import REAL_INPUT
@@ -31,6 +37,11 @@ ELASTIC_GRID = 4  # the field is drawn on a 4x4 grid and upsampled: smooth, like
 # Stroke width per image: eroded by 2x2, unchanged, dilated by 2x2, dilated by 3x3.
 THICKNESS_PROBABILITIES = (0.2, 0.4, 0.25, 0.15)
 BLUR_PROBABILITY = 0.15
+BLANK_PROBABILITY = 0.25
+BLANK_SIZES = (6, 10)  # the blanked square's side in pixels, drawn uniformly from this range
+FLAGGED_ONES_SHARE = 0.35  # of the training 1s
+FLAG_LENGTH = (0.2, 0.4)  # of the 1's height
+FLAG_DEGREES = (15.0, 55.0)  # below the horizontal, pointing left (down-left from the top of the stroke)
 NOISE_PROBABILITY = 0.2
 MAX_NOISE_SD = 0.3
 SIZE = 28
@@ -64,6 +75,7 @@ def real_input(images: tf.Tensor, generator: tf.random.Generator) -> tf.Tensor:
     images = tf.convert_to_tensor(images, tf.float32)
     images = change_thickness(images, _categorical(generator, THICKNESS_PROBABILITIES, tf.shape(images)[0]) - 1)
     images = warp(images, random_source_coordinates(generator, tf.shape(images)[0]))
+    images = _sometimes(generator, BLANK_PROBABILITY, blank_square(images, generator), images)
     images = _sometimes(generator, BLUR_PROBABILITY, blur(images), images)
     noise = generator.normal(tf.shape(images)) * generator.uniform([tf.shape(images)[0], 1, 1, 1], 0, MAX_NOISE_SD)
     images = _sometimes(generator, NOISE_PROBABILITY, images + noise, images)
@@ -78,6 +90,61 @@ def change_thickness(images: tf.Tensor, steps: tf.Tensor) -> tf.Tensor:
     options = tf.stack([-grow(-images, 2), images, grow(images, 2), grow(images, 3)])  # (4, N, 28, 28, 1)
     pick = tf.clip_by_value(tf.cast(steps, tf.int32) + 1, 0, 3)
     return tf.gather(tf.transpose(options, [1, 0, 2, 3, 4]), pick, batch_dims=1)
+
+
+def blank_square(images: tf.Tensor, generator: tf.random.Generator) -> tf.Tensor:
+    """Every image with one square (side drawn from BLANK_SIZES) set to background, centred on a random pixel
+    of its ink (a pixel above half the image's brightest), so the square always removes part of the digit."""
+    n = tf.shape(images)[0]
+    flat = tf.reshape(images, [n, SIZE * SIZE])
+    ink = flat > 0.5 * tf.reduce_max(flat, axis=1, keepdims=True)
+    # A uniform draw over the ink pixels: the largest random key among them.
+    keys = tf.where(ink, generator.uniform([n, SIZE * SIZE], 0.1, 1.0), 0.0)
+    centre = tf.argmax(keys, axis=1, output_type=tf.int32)
+    row, col = centre // SIZE, centre % SIZE
+    side = generator.uniform([n], BLANK_SIZES[0], BLANK_SIZES[1] + 1, dtype=tf.int32)
+    top, left = row - side // 2, col - side // 2
+    index = tf.range(SIZE)[None]
+    in_rows = (index >= top[:, None]) & (index < (top + side)[:, None])  # (n, 28)
+    in_cols = (index >= left[:, None]) & (index < (left + side)[:, None])
+    square = in_rows[:, :, None] & in_cols[:, None, :]
+    return tf.where(square[..., None], 0.0, images)
+
+
+def with_flagged_ones(images: np.ndarray, labels: np.ndarray, seed: int) -> np.ndarray:
+    """A copy of uint8 images (N, 28, 28) in which FLAGGED_ONES_SHARE of the 1s (picked by `seed`) carry a
+    flag: a stroke of the 1's own width from the top of the 1, down and to the left, drawn anti-aliased.
+    1s that lean left are left as they are."""
+    rng = np.random.default_rng(seed)
+    out = np.array(images, np.uint8, copy=True)
+    ones = np.flatnonzero(np.asarray(labels) == 1)
+    for i in ones[rng.random(len(ones)) < FLAGGED_ONES_SHARE]:
+        out[i] = np.maximum(out[i], _flag(out[i], rng))
+    return out
+
+
+def _flag(image: np.ndarray, rng: np.random.Generator, upscale: int = 4) -> np.ndarray:
+    rows, cols = np.nonzero(image > 127)
+    if len(rows) == 0:
+        return np.zeros_like(image)
+    top, bottom = rows.min(), rows.max()
+    height = bottom - top + 1
+    if cols[rows == top].mean() < cols[rows == bottom].mean() - 0.1 * height:
+        return np.zeros_like(image)  # a 1 leaning left ("\\"): with a flag it is a 7, so it keeps none
+    width = float(np.clip(np.median(np.bincount(rows)[rows.min():rows.max() + 1]), 1.5, 4.0))
+    start_row, start_col = top + 0.5, cols[rows <= top + 1].mean() + 0.5
+    length = height * rng.uniform(*FLAG_LENGTH)
+    angle = math.radians(rng.uniform(*FLAG_DEGREES))
+    end_row, end_col = start_row + length * math.sin(angle), start_col - length * math.cos(angle)
+    # Drawn 4x larger and shrunk by averaging: the same soft edges as MNIST's own strokes.
+    canvas = Image.new("L", (SIZE * upscale, SIZE * upscale), 0)
+    pen = ImageDraw.Draw(canvas)
+    ends = [(start_col * upscale, start_row * upscale), (end_col * upscale, end_row * upscale)]
+    pen.line(ends, fill=255, width=max(1, round(width * upscale)))
+    radius = width * upscale / 2
+    for x, y in ends:
+        pen.ellipse([x - radius, y - radius, x + radius, y + radius], fill=255)
+    return np.asarray(canvas.resize((SIZE, SIZE), Image.BOX))
 
 
 def blur(images: tf.Tensor, sigma: float = 0.8) -> tf.Tensor:

@@ -24,9 +24,9 @@ import tensorflow as tf
 from mnist_core import cost, precision
 from mnist_core import data as mnist_data
 from mnist_core.adversarial import AdversarialTrainer
-from mnist_core.augment import make_augmenter
+from mnist_core.augment import make_augmenter, with_flagged_ones
 from mnist_core.build import build
-from mnist_core.spec import ModelSpec, TrainConfig
+from mnist_core.spec import REAL_INPUT, ModelSpec, TrainConfig
 
 Event = dict
 BATCH_EVENT_SECONDS = 0.25  # batch events are throttled: enough for a smooth bar, cheap to write
@@ -94,6 +94,8 @@ def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle_seed:
     # normalised there. Shuffling 54,000 indices is far cheaper than pushing 54,000 single float images
     # through a shuffle buffer, and a uint8 tensor is 4x cheaper to capture into the pipeline than
     # float32 (measured here: about 2 s instead of 5.5 s to build it and run one epoch through it).
+    if augment == REAL_INPUT:
+        x = with_flagged_ones(x, y, shuffle_seed or 0)
     images, labels = tf.constant(np.asarray(x, np.uint8)), tf.constant(np.asarray(y, np.int32))
     ds = tf.data.Dataset.range(len(x))
     if shuffle_seed is not None:

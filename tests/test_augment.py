@@ -160,3 +160,45 @@ def test_old_metadata_with_boolean_augment_still_loads():
 def test_unknown_augment_level_is_refused_in_one_line(bad):
     with pytest.raises(LabError, match=r"^augment must be false, true or 'real-input', got "):
         specs.config_from_dict({"augment": bad})
+
+
+def test_blank_square_removes_only_ink_inside_one_square_of_the_allowed_size(digits):
+    before = np.asarray(digits)[..., 0]
+    after = np.asarray(augment.blank_square(digits, tf.random.Generator.from_seed(4)))[..., 0]
+    for old, new in zip(before, after, strict=True):
+        changed = np.argwhere(old != new)
+        assert len(changed), "the square is centred on ink, so some ink goes"
+        assert (new[old != new] == 0).all()
+        rows, cols = np.ptp(changed, axis=0) + 1
+        assert rows <= augment.BLANK_SIZES[1] and cols <= augment.BLANK_SIZES[1]
+        assert (new <= old).all()
+
+
+def test_flagged_ones_gain_ink_only_up_and_left_of_the_stroke_and_nothing_else_changes(small_mnist):
+    x, y = small_mnist.x_train[:600], small_mnist.y_train[:600]
+    flagged = augment.with_flagged_ones(x, y, seed=0)
+    changed = (flagged != x).any(axis=(1, 2))
+    assert not changed[y != 1].any()
+    ones = np.flatnonzero(y == 1)
+    share = changed[ones].mean()
+    assert 0.5 * augment.FLAGGED_ONES_SHARE <= share <= augment.FLAGGED_ONES_SHARE + 0.1
+    for i in np.flatnonzero(changed):
+        assert (flagged[i] >= x[i]).all()
+        gained = np.argwhere(flagged[i].astype(int) - x[i] > 64)
+        rows, cols = np.nonzero(x[i] > 127)
+        assert gained[:, 0].max() <= rows.min() + 0.5 * (rows.max() - rows.min()) + 3, "the flag hangs from the top"
+        top_col = cols[rows <= rows.min() + 1].mean()
+        assert gained[:, 1].min() < top_col - 1, "and points left"
+    assert np.array_equal(augment.with_flagged_ones(x, y, seed=0), flagged)
+    assert not np.array_equal(augment.with_flagged_ones(x, y, seed=1), flagged)
+
+
+def test_a_one_leaning_left_gets_no_flag_since_with_one_it_is_a_seven(monkeypatch):
+    monkeypatch.setattr(augment, "FLAGGED_ONES_SHARE", 1.0)
+    leaning, upright = np.zeros((2, 28, 28), np.uint8)
+    for row in range(4, 24):
+        leaning[row, 6 + row // 2 : 9 + row // 2] = 255  # top-left to bottom-right
+        upright[row, 13:16] = 255
+    flagged = augment.with_flagged_ones(np.stack([leaning, upright]), np.array([1, 1]), seed=0)
+    assert np.array_equal(flagged[0], leaning)
+    assert not np.array_equal(flagged[1], upright)
