@@ -27,7 +27,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1 timed pass per preset")
     args = parser.parse_args()
     repeats = 1 if args.quick else 3
-    x = mnist_data.load().x_test
+    test_set = mnist_data.load()
+    x, y = test_set.x_test, test_set.y_test
     per_preset = {}
     for name, p in PRESETS.items():
         model = build(p.spec)
@@ -41,13 +42,12 @@ def main() -> None:
         print(f"{name:20} {statistics.median(rates):10,.0f} images/s", flush=True)
     targets = [common.target(f"eval throughput: {name}", v["images_per_second"], "(report)", "images/s", None)
                for name, v in per_preset.items()]
-    # The value stored at save time (train.eval_images_per_second) for the shipped default model, next to
-    # the same function run now: they should agree within the noise of a shared machine.
+    # The value stored at save time (evaluate.evaluate_with_rate on the test set) for the shipped default model,
+    # next to the same function run now: they should agree within the noise of a shared machine.
     from mnist_core import registry
-    from mnist_core.train import eval_images_per_second
 
     shipped = {"stored_at_save": registry.read_metadata("default").get("eval_images_per_second"),
-               "measured_now": [eval_images_per_second(registry.load("default"), x) for _ in range(repeats)]}
+               "measured_now": [evaluate.evaluate_with_rate(registry.load("default"), x, y)[1] for _ in range(repeats)]}
     targets.append(common.target("eval throughput: shipped default model", shipped["measured_now"], "(report)",
                                  "images/s", None))
     common.write("eval_throughput", targets, {"presets": per_preset, "images": len(x), "default_model": shipped},

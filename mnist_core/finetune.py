@@ -22,7 +22,7 @@ from mnist_core import data as mnist_data
 from mnist_core import evaluate, my_digits, registry
 from mnist_core import spec as specs
 from mnist_core.errors import LabError
-from mnist_core.train import EventCallback, compile_model, eval_images_per_second, make_dataset
+from mnist_core.train import EventCallback, compile_model, make_dataset
 
 MNIST_SAMPLE = 6000
 MY_SHARE = 0.1  # of each epoch's images
@@ -48,10 +48,11 @@ def hold_out(x_mine: np.ndarray, y_mine: np.ndarray, seed: int):
     return mnist_data.split(x_mine, y_mine, HOLD_OUT, seed)
 
 
-def _scores(model, mnist: mnist_data.Mnist, x_mine: np.ndarray, y_mine: np.ndarray) -> tuple[dict, dict]:
-    test, _ = evaluate.evaluate(model, mnist.x_test, mnist.y_test)
+def _scores(model, mnist: mnist_data.Mnist, x_mine: np.ndarray, y_mine: np.ndarray) -> tuple[dict, dict, float]:
+    """Test-set metrics, my digits' metrics, and the test pass's images per second."""
+    test, rate = evaluate.evaluate_with_rate(model, mnist.x_test, mnist.y_test)
     mine, _ = evaluate.evaluate(model, x_mine, y_mine)
-    return test, mine
+    return test, mine, rate
 
 
 def fine_tune(parent: str, name: str, epochs: int = 1, learning_rate: float = 1e-4, sample: int = MNIST_SAMPLE,
@@ -73,7 +74,7 @@ def fine_tune(parent: str, name: str, epochs: int = 1, learning_rate: float = 1e
 
     (x_tune, y_tune), (x_held, y_held) = hold_out(x_mine, y_mine, seed)
     x_score, y_score = (x_held, y_held) if len(x_held) else (x_tune, y_tune)
-    before_test, before_mine = _scores(model, mnist, x_score, y_score)
+    before_test, before_mine, _ = _scores(model, mnist, x_score, y_score)
     x, y, repeat = mix(mnist.x_train, mnist.y_train, x_tune, y_tune, sample, seed)
     steps = math.ceil(len(x) / config.batch_size)
     compile_model(model, config, steps)
@@ -87,7 +88,7 @@ def fine_tune(parent: str, name: str, epochs: int = 1, learning_rate: float = 1e
         emit({"event": "stopped", "message": "stopped by request; nothing was saved"})
         return None
     emit({"event": "evaluating"})
-    after_test, after_mine = _scores(model, mnist, x_score, y_score)
+    after_test, after_mine, eval_rate = _scores(model, mnist, x_score, y_score)
 
     summary = {
         "parent": parent,
@@ -110,7 +111,7 @@ def fine_tune(parent: str, name: str, epochs: int = 1, learning_rate: float = 1e
         "history": callback.history,
         "curve": callback.curve,
         "test": after_test,
-        "eval_images_per_second": eval_images_per_second(model, mnist.x_test),
+        "eval_images_per_second": eval_rate,
         "parameters": int(model.count_params()),
         "train_seconds": round(time.perf_counter() - started, 2),
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__},

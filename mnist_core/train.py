@@ -276,23 +276,6 @@ def time_batches(spec: ModelSpec, config: TrainConfig, mnist: mnist_data.Mnist, 
     return float(np.median(times)) * steps
 
 
-def eval_images_per_second(model: keras.Model, images_uint8: np.ndarray, n: int = 3000) -> float:
-    """Warm throughput of batch evaluation (evaluate.probabilities), best of 3 passes over n test images.
-
-    The full evaluation before it has warmed the model up, so this measures the steady state, not
-    the first call; the best pass is the least disturbed by other work on a shared machine.
-    """
-    from mnist_core import evaluate
-
-    x = images_uint8[:n]
-    best = math.inf
-    for _ in range(3):
-        t0 = time.perf_counter()
-        evaluate.probabilities(model, x)
-        best = min(best, time.perf_counter() - t0)
-    return len(x) / best
-
-
 def train_and_save(spec: ModelSpec, config: TrainConfig, name: str, on_event: Callable[[Event], None] | None = None,
                    should_stop: Callable[[], bool] | None = None, mnist: mnist_data.Mnist | None = None,
                    preset: str | None = None, extra_metadata: dict | None = None,
@@ -320,8 +303,7 @@ def train_and_save(spec: ModelSpec, config: TrainConfig, name: str, on_event: Ca
         stopped_early = {"at_epoch": result.stopped_at_epoch, "best_epoch": result.best_epoch,
                          "reason": STOPPED_BY_REQUEST}
     emit({"event": "evaluating"})
-    test, _ = evaluate.evaluate(result.model, mnist.x_test, mnist.y_test)
-    eval_rate = eval_images_per_second(result.model, mnist.x_test)
+    test, eval_rate = evaluate.evaluate_with_rate(result.model, mnist.x_test, mnist.y_test)
 
     metadata = {
         "spec": to_dict(spec),

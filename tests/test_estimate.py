@@ -28,7 +28,7 @@ def test_the_parts_add_up_to_the_total():
     steps = math.ceil(54_000 / 128)
     assert parts["epoch_seconds"] == pytest.approx(steps * 0.01 + 6 * 0.1)  # 6,000 validation images
     assert parts["startup_seconds"] == pytest.approx(estimate.PROCESS_START_SECONDS + 1.0 + 0.25)
-    assert parts["evaluation_seconds"] == pytest.approx(estimate.SAVE_SECONDS + 19 * 0.3)  # 10,000 + 3 x 3,000
+    assert parts["evaluation_seconds"] == pytest.approx(estimate.SAVE_SECONDS + 10 * 0.3)  # the 10,000 test images
     assert parts["total_seconds"] == pytest.approx(
         parts["startup_seconds"] + 3 * parts["epoch_seconds"] + parts["evaluation_seconds"])
 

@@ -135,14 +135,13 @@ def _save(name: str, model, mnist, provenance: dict, details: dict, *, overwrite
     import tensorflow as tf
 
     from mnist_core import evaluate
-    from mnist_core.train import eval_images_per_second
 
-    test, _ = evaluate.evaluate(model, mnist.x_test, mnist.y_test)
+    test, eval_rate = evaluate.evaluate_with_rate(model, mnist.x_test, mnist.y_test)
     metadata = {
         "kind": IMPORTED_KIND,
         "description": f"imported from {provenance.get('source_file')} (input scaling {details['scaling']})",
         "test": test,
-        "eval_images_per_second": eval_images_per_second(model, mnist.x_test),
+        "eval_images_per_second": eval_rate,
         "parameters": int(model.count_params()),
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__},
         "data_checksum": mnist.checksum,
