@@ -40,9 +40,10 @@ def _layout(fig: go.Figure, height: int, **kw) -> go.Figure:
 
 
 def probability_bars(probs: np.ndarray, title: str = "") -> go.Figure:
-    """Ten bars, the top one highlighted."""
+    """Ten bars, the top one highlighted (none when all are zero: nothing drawn yet)."""
     probs = np.asarray(probs, dtype=float)
-    colors = ["#ff4b4b" if i == int(probs.argmax()) else "#7f8fa6" for i in range(10)]
+    top = int(probs.argmax()) if probs.max() > 0 else None
+    colors = ["#ff4b4b" if i == top else "#7f8fa6" for i in range(10)]
     fig = go.Figure(go.Bar(x=DIGITS, y=probs, marker_color=colors, text=[f"{p:.0%}" for p in probs],
                            textposition="outside", hovertemplate="digit %{x}: %{y:.2%}<extra></extra>"))
     fig.update_yaxes(range=[0, 1.15], tickformat=".0%", title="probability")

@@ -120,3 +120,14 @@ def app_page():
     yield open_page
     st.cache_resource.clear()
     st.cache_data.clear()
+
+
+def plotly_array(value) -> np.ndarray:
+    """A plotly JSON array: a plain list, or numpy's bytes as {"dtype", "bdata", "shape"} (plotly 6+)."""
+    if not isinstance(value, dict):
+        return np.asarray(value)
+    import base64
+
+    data = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+    shape = value.get("shape")
+    return data.reshape([int(n) for n in str(shape).split(",")]) if shape else data

@@ -11,6 +11,7 @@ import pytest
 
 from mnist_core import compare, evaluate, registry
 from mnist_core.display import markdown_literal
+from tests.conftest import plotly_array
 
 
 @pytest.fixture
@@ -191,17 +192,6 @@ def test_curves_overlay_stored_curves_one_colour_per_model_on_every_chart(regist
 
 
 # ---------- three or more models: every pair, and any two up close ----------
-
-
-def plotly_array(value) -> np.ndarray:
-    """A plotly JSON array: a plain list, or numpy's bytes as {"dtype", "bdata", "shape"} (plotly 6+)."""
-    if not isinstance(value, dict):
-        return np.asarray(value)
-    import base64
-
-    data = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
-    shape = value.get("shape")
-    return data.reshape([int(n) for n in str(shape).split(",")]) if shape else data
 
 
 def significance_table(at):

@@ -2,12 +2,14 @@
 so a drawing is fed in through the upload box, which goes through the same preprocessing and model."""
 
 import io
+import json
 import shutil
 
 import numpy as np
 from PIL import Image
 
 from dashboard.components import page_state
+from tests.conftest import plotly_array
 
 
 def _encode(image: np.ndarray, fmt: str) -> bytes:
@@ -28,6 +30,10 @@ def test_empty_canvas_shows_draw_a_digit(app_page, registry_with):
     assert not at.exception
     assert [i.value for i in at.info] == ["draw a digit"]
     assert not at.metric  # no prediction without a drawing
+    # ...but the empty chart where it will go, so the browser has loaded plotly.js before the first stroke
+    [chart] = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    [bars] = chart["data"]
+    assert plotly_array(bars["y"]).tolist() == [0.0] * 10 and "#ff4b4b" not in bars["marker"]["color"]
     assert at.selectbox(key="draw_model").value == "default"
     assert at.selectbox(key="draw_model").options == ["default", "tiny"]
 

@@ -172,6 +172,9 @@ def _drawing_area() -> None:
         if prepared is None or prepared.empty:
             st.info("draw a digit" if prepared is None else prepared.message)
             st.session_state.pop("drawing_input", None)
+            # Where the answer will go, empty: it also makes the browser load plotly.js now, not on the first
+            # stroke, which then waited about 1.5 s for it (benchmarks/stroke_latency.py).
+            st.plotly_chart(charts.probability_bars(np.zeros(10)), config={"displayModeBar": False})
             return
         st.session_state.drawing_input = prepared.input  # carried over to other pages (e.g. Inspect)
         show_prediction(prepared, predictor.classify(prepared.input), upload)
