@@ -27,10 +27,14 @@ bench: setup data
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt requirements-export.txt
+$(STAMP): requirements.txt requirements-dev.txt requirements-export.txt Makefile
 	test -x $(PY) || python3 -m venv .venv
 	$(PY) -m pip install -q --upgrade pip
+	@# A .venv from before the switch to tensorflow-cpu: both distributions own the same files, so the CUDA
+	@# build goes first, with its twin, and tensorflow-cpu is installed afresh below.
+	if $(PY) -m pip show -q tensorflow 2>/dev/null; then $(PY) -m pip uninstall -q -y tensorflow tensorflow-cpu; fi
 	$(PY) -m pip install -q -r requirements-dev.txt -r requirements-export.txt
+	$(PY) -m pip install -q --no-deps "tf-keras>=2.21,<2.22"
 	touch $(STAMP)
 
 data: setup

@@ -213,3 +213,12 @@ def test_export_to_bytes_gives_a_runnable_file_and_its_checks(registry_with, sma
     images = small_mnist.x_test[:100]
     lab = keras_reference(folder / "tiny" / "model.keras", images)
     assert (run_exported("tflite", path, images).argmax(1) == lab.argmax(1)).all()
+
+
+def test_tensorflow_counts_as_installed_from_either_build():
+    """The lab installs tensorflow-cpu; someone's CUDA build ("tensorflow") provides the same module."""
+    import tensorflow as tf
+
+    assert runtimes.installed_version("tensorflow") == tf.__version__
+    assert runtimes.package_versions("keras")["tensorflow"] == tf.__version__
+    assert runtimes.installed_version("no-such-package-here") == "not installed"

@@ -23,19 +23,25 @@ RUNTIME_NAMES = {"keras": "keras (safe_mode load, traced call)", "onnx": "onnxru
                  "tflite": "LiteRT interpreter (ai_edge_litert)"}
 PACKAGES = {"keras": ["tensorflow", "keras"], "onnx": ["tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime"],
             "tflite": ["tensorflow", "keras", "ai-edge-litert"]}  # what writes and what runs each format
+BUILDS = {"tensorflow": ("tensorflow-cpu", "tensorflow")}  # distributions that install the same module
 CHECK_BATCH = 500  # images per runtime call in the parity check; a fixed batch keeps LiteRT's tensors allocated once
 OPSET = 17  # onnxruntime 1.2x runs it everywhere; newer opsets add nothing an MNIST network uses
 
 
 def package_versions(fmt: str) -> dict[str, str]:
     """Installed versions of the packages that write and run `fmt` (absent ones say so, never raise)."""
-    versions = {}
-    for package in PACKAGES[fmt]:
+    return {package: installed_version(package) for package in PACKAGES[fmt]}
+
+
+def installed_version(package: str) -> str:
+    """The version of whichever distribution provides `package` (tensorflow: the lab's tensorflow-cpu, or the
+    CUDA build someone installed instead), or "not installed"."""
+    for distribution in BUILDS.get(package, (package,)):
         try:
-            versions[package] = package_metadata.version(package)
+            return package_metadata.version(distribution)
         except package_metadata.PackageNotFoundError:
-            versions[package] = "not installed"
-    return versions
+            continue
+    return "not installed"
 
 
 def check_installed(fmt: str) -> None:
