@@ -193,12 +193,15 @@ def test_flagged_ones_gain_ink_only_up_and_left_of_the_stroke_and_nothing_else_c
     assert not np.array_equal(augment.with_flagged_ones(x, y, seed=1), flagged)
 
 
-def test_a_one_leaning_left_gets_no_flag_since_with_one_it_is_a_seven(monkeypatch):
+def test_a_one_leaning_left_or_on_a_base_gets_no_flag_since_it_would_read_as_7_or_2(monkeypatch):
     monkeypatch.setattr(augment, "FLAGGED_ONES_SHARE", 1.0)
-    leaning, upright = np.zeros((2, 28, 28), np.uint8)
+    leaning, upright, based = np.zeros((3, 28, 28), np.uint8)
     for row in range(4, 24):
         leaning[row, 6 + row // 2 : 9 + row // 2] = 255  # top-left to bottom-right
         upright[row, 13:16] = 255
-    flagged = augment.with_flagged_ones(np.stack([leaning, upright]), np.array([1, 1]), seed=0)
+        based[row, 13:16] = 255
+    based[22:24, 9:20] = 255
+    flagged = augment.with_flagged_ones(np.stack([leaning, upright, based]), np.array([1, 1, 1]), seed=0)
     assert np.array_equal(flagged[0], leaning)
     assert not np.array_equal(flagged[1], upright)
+    assert np.array_equal(flagged[2], based)
