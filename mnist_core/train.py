@@ -247,35 +247,6 @@ def fit(spec: ModelSpec, config: TrainConfig, on_event: Callable[[Event], None] 
     return result
 
 
-def time_batches(spec: ModelSpec, config: TrainConfig, mnist: mnist_data.Mnist, batches: int = 8) -> float:
-    """Measured seconds per epoch: time a few real training steps after one warm-up step.
-
-    Refuses (LabError) a spec over the lab's cost limits, or one whose timing would itself be heavy
-    (cost.too_costly_to_time), before building anything: it runs in the caller's process, e.g. the dashboard."""
-    from mnist_core import cost
-    from mnist_core.errors import LabError
-
-    cost.check(spec, config)
-    too_costly = cost.too_costly_to_time(spec, config, batches)
-    if too_costly:
-        raise LabError(f"not timed: {too_costly}")
-    keras.utils.set_random_seed(config.seed)
-    model = build(spec)
-    steps = math.ceil(len(mnist.x_train) * (1 - config.validation_split) / config.batch_size)
-    compile_model(model, config, steps)
-    n = config.batch_size * (batches + 1)
-    x, y = mnist_data.normalise(mnist.x_train[:n]), mnist.y_train[:n].astype(np.int32)
-    model.train_on_batch(x[: config.batch_size], y[: config.batch_size])  # traces the step function
-    times = []
-    for i in range(1, batches + 1):
-        sl = slice(i * config.batch_size, (i + 1) * config.batch_size)
-        t0 = time.perf_counter()
-        model.train_on_batch(x[sl], y[sl])
-        times.append(time.perf_counter() - t0)
-    # The median, not the mean: on a shared machine one batch that lost the CPU would skew a mean of eight.
-    return float(np.median(times)) * steps
-
-
 def train_and_save(spec: ModelSpec, config: TrainConfig, name: str, on_event: Callable[[Event], None] | None = None,
                    should_stop: Callable[[], bool] | None = None, mnist: mnist_data.Mnist | None = None,
                    preset: str | None = None, extra_metadata: dict | None = None,

@@ -108,14 +108,3 @@ def test_timing_bound_and_flops_estimate():
     images = 54000
     assert cost.flops_epoch_seconds(spec, config, images) == pytest.approx(
         cost.estimate(spec).training_flops * images / cost.ASSUMED_FLOPS_PER_SECOND)
-
-
-def test_time_batches_refuses_before_building_anything(monkeypatch, small_mnist):
-    from mnist_core import train
-
-    monkeypatch.setattr("keras.Model", lambda *a, **k: pytest.fail("a model was built"))
-    spec, _ = specs.preset("cnn-classic").copy()
-    with pytest.raises(LabError, match="batch_size 4096 needs about"):
-        train.time_batches(spec, TrainConfig(batch_size=4096), small_mnist)
-    with pytest.raises(LabError, match=r"not timed: timing 9 batches would take [\d,]+ GFLOPs, over 400"):
-        train.time_batches(spec, TrainConfig(batch_size=1024), small_mnist)
