@@ -14,7 +14,10 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,6 +25,15 @@ RESULTS = ROOT / "benchmarks" / "results"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@contextmanager
+def scratch_lab() -> Iterator[Path]:
+    """A throwaway registry and jobs folder for the jobs a benchmark launches (they inherit the environment)."""
+    with tempfile.TemporaryDirectory() as root:
+        os.environ["MNIST_MODELS_DIR"] = str(Path(root) / "models")
+        os.environ["MNIST_JOBS_DIR"] = str(Path(root) / "jobs")
+        yield Path(root)
 
 
 def machine() -> dict:

@@ -19,11 +19,9 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
-from common import target, write
+from common import scratch_lab, target, write
 
 PRESETS = ("mlp-2x128", "mlp-784-dropout", "fast-cnn", "cnn-classic")
 GOAL = 0.25
@@ -106,9 +104,7 @@ def main() -> None:
 
     mnist = data.load()
     runs = []
-    with tempfile.TemporaryDirectory() as root:
-        os.environ["MNIST_MODELS_DIR"] = str(Path(root) / "models")
-        os.environ["MNIST_JOBS_DIR"] = str(Path(root) / "jobs")
+    with scratch_lab():
         for i in range(repeats):
             for preset in presets:  # interleaved, so every preset sees the same spread of machine load
                 runs.append(one_run(preset, mnist, i))

@@ -15,13 +15,10 @@ Usage: .venv/bin/python benchmarks/job_eta.py [--repeats 3] [--quick]
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
-from common import target, write
+from common import scratch_lab, target, write
 
 PRESETS = ("mlp-2x128", "fast-cnn")
 GOAL = 0.25
@@ -97,9 +94,7 @@ def main() -> None:
 
     mnist = data.load()
     runs = []
-    with tempfile.TemporaryDirectory() as root:
-        os.environ["MNIST_MODELS_DIR"] = str(Path(root) / "models")
-        os.environ["MNIST_JOBS_DIR"] = str(Path(root) / "jobs")
+    with scratch_lab():
         for i in range(repeats):
             for preset in PRESETS:  # interleaved, so both see the same machine load
                 runs.append(one_run(preset, mnist, i))
