@@ -30,6 +30,7 @@ def section(results: list[dict]) -> str:
         "pessimistic and noisy; every target compares numbers measured side by side in the same run, "
         "and shows the median of repeated runs." if loads else
         f"Measured on {m['nproc']} CPU cores ({m['cpu']}), {m['ram_gb']} GB RAM.",
+        *other_machines(results),
         "",
         "Reproduce with `make bench` (`benchmarks/run_all.py`; `--quick` for a smoke run, `--best` to "
         "train best-cnn too), then `.venv/bin/python benchmarks/report.py` to regenerate this section.",
@@ -103,6 +104,19 @@ def time_to_accuracy_line(details: dict) -> str:
             "build, training, the final evaluation): " + "; ".join(parts) + "." + tail)
 
 
+def other_machines(results: list[dict]) -> list[str]:
+    """A sentence naming the results measured on a CPU with other vector instructions than the rest."""
+    # robustness.json keeps models measured on several machines and names the machine in each row itself.
+    simd = {r["benchmark"]: r["machine"].get("simd", common.REFERENCE_SIMD) for r in results
+            if r["benchmark"] != "robustness"}
+    odd = sorted(name for name, s in simd.items() if s != common.REFERENCE_SIMD)
+    if not odd:
+        return []
+    return ["", f"Rows from {', '.join(f'`{n}`' for n in odd)} were measured on a machine of the same name with "
+            f"{', '.join(sorted({simd[n] for n in odd}))} only, where a float32 matmul ran at about half the speed "
+            f"of the {common.REFERENCE_SIMD} machine of the other rows: compare them only with each other."]
+
+
 def levers_table(result: dict) -> list[str]:
     """fast-cnn's whole process under each lever tried, against the plain run in the same rounds."""
     runs = result["details"]["runs"]
@@ -153,7 +167,7 @@ def default_model_line() -> str:
     except (OSError, json.JSONDecodeError):
         return f"The shipped default model is trained with `{DEFAULT_MODEL_COMMAND}`, then renamed to `default`."
     return (f"The shipped `saved_models/default` ({meta.get('preset')} preset, test accuracy "
-            f"{meta['test']['accuracy']:.2%}, {meta.get('train_seconds')} s of training on the machine above) "
+            f"{meta['test']['accuracy']:.2%}, {meta.get('train_seconds')} s of training on 2 shared cores) "
             f"was made with `{DEFAULT_MODEL_COMMAND}` and then renamed to `default`.")
 
 

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import RESULTS, ROOT, target, write
+from common import REFERENCE_SIMD, RESULTS, ROOT, instruction_set, target, write
 
 GOAL_SECONDS = 30.0
 CACHED_GOAL_SECONDS = 0.5
@@ -50,7 +50,7 @@ def measure(folder: Path, mnist, subset: int, seed: int) -> dict:
             else str(folder), "model_sha256": result["model_sha256"], "created": meta.get("created"),
             "preset": meta.get("preset"), "test_accuracy": (meta.get("test") or {}).get("accuracy"),
             "cold_seconds": cold, "cold_cpu_seconds": cold_cpu, "evaluate_seconds": result["seconds"], "cached_seconds": cached,
-            "load_average_1min": os.getloadavg()[0], "result": result}
+            "load_average_1min": os.getloadavg()[0], "simd": instruction_set(), "result": result}
 
 
 def merged(runs: list[dict]) -> tuple[list[dict], dict]:
@@ -63,7 +63,10 @@ def merged(runs: list[dict]) -> tuple[list[dict], dict]:
     for run in runs:
         stored[f"{run['name']}@{run['model_sha256'][:12]}"] = run
     targets = []
-    for key, run in stored.items():
+    for name, run in stored.items():
+        # Models measured on different machines share this file: a row says when its CPU was not the reference.
+        simd = run.get("simd", REFERENCE_SIMD)
+        key = name if simd == REFERENCE_SIMD else f"{name} (on {simd})"
         targets.append(target(f"robustness view, cold, {key}", [run["cold_seconds"]], f"<= {GOAL_SECONDS:g} s", "s",
                               run["cold_seconds"] <= GOAL_SECONDS))
         if "cold_cpu_seconds" in run:  # CPU time is what the machine's other load does not inflate

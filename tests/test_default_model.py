@@ -96,14 +96,11 @@ def test_drawn_digits_are_read_in_every_style(default_model, style):
 
 # The old fast-cnn default on the robustness view's ladders (benchmarks/results/robustness.json,
 # default@703b1c9089c5): issue 13 wants the retrained default to do at least as well there, measured here by
-# code of its own on the full test set (occlusion) or 2,000 test images (the attacks). The shipped robust-cnn
-# default does not yet (about 69%, 68% and 21% here), so these are strict expected failures: they turn into
-# errors the day a default that meets them is shipped, and then the marks go.
+# code of its own on the full test set (occlusion) or 2,000 test images (the attacks). The robust-cnn default
+# before adversarial training and blanked squares did not (about 69%, 68% and 21% here).
 OLD_DEFAULT = {"occlusion 8 px": 0.7985, "fgsm 0.1": 0.82, "pgd 0.1": 0.66}
-NOT_YET = pytest.mark.xfail(strict=True, reason="issue 13: the shipped default degrades more than the old one here")
 
 
-@NOT_YET
 def test_full_test_set_with_an_8_pixel_square_blanked_on_the_ink(default_model, full_mnist):
     rng = np.random.default_rng(2)
     covered = full_mnist.x_test.copy()
@@ -133,7 +130,6 @@ def attacked(model, x: np.ndarray, labels: np.ndarray, eps: float, steps: int) -
     return adversarial.numpy()
 
 
-@NOT_YET
 @pytest.mark.parametrize(("attack", "steps"), [("fgsm 0.1", 1), ("pgd 0.1", 8)])
 def test_2000_test_images_attacked_at_eps_0_1(default_model, full_mnist, attack, steps):
     pick = np.sort(np.random.default_rng(3).choice(len(full_mnist.x_test), 2000, replace=False))

@@ -64,10 +64,15 @@ def test_lines_are_removed_where_the_old_pipeline_kept_them(paper, small_mnist):
 
 def test_default_model_reads_digits_on_ruled_and_squared_paper(small_mnist, default_predictor):
     labels = [int(small_mnist.y_test[i]) for i in DIGITS]
+    # Every digit the model reads right and sure when clean must be read right on paper too. The 5 at index 8,
+    # half a 6, is read as 8 even clean by the adversarially trained default (57%): not the photo's doing.
+    clean = [default_predictor.classify(clean_input(small_mnist, i)) for i in DIGITS]
+    readable = [c.digit == t and c.confidence >= verdict.UNSURE_BELOW for c, t in zip(clean, labels, strict=True)]
+    assert sum(readable) >= len(labels) - 1, clean
     for paper in PAPERS:
         photos = [paper_photo([small_mnist.x_test[i]], paper=paper, seed=i) for i in DIGITS]
         new = [default_predictor.classify(preprocess.photo_to_mnist(p).input).digit for p in photos]
-        assert new == labels, paper
+        assert all(n == t for n, t, r in zip(new, labels, readable, strict=True) if r), (paper, new)
         old = [default_predictor.classify(preprocess.to_mnist(p).input).digit for p in photos]
         # The shadow and the lines are ink to MNIST's steps alone: most answers were wrong.
         assert sum(o == t for o, t in zip(old, labels, strict=True)) < len(labels) / 2, (paper, old)
