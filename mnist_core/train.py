@@ -105,7 +105,16 @@ def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle_seed:
     augmenter = make_augmenter(augment, shuffle_seed or 0)  # augment: a level of mnist_core.augment.LEVELS
     if augmenter is not None:
         ds = ds.map(lambda a, b: (augmenter(a), b), num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE).with_options(pipeline_options())
+
+
+def pipeline_options(autotune: bool = False) -> tf.data.Options:
+    """The pipeline runs without tf.data's autotuner. Its model thread is joined when fit drops its iterator, and
+    that join made fit sit 11-17 s after its last epoch in 3 of 4 idle fast-cnn runs, which also trained 20% slower
+    with it on (benchmarks/fit_stall.py). With it off, AUTOTUNE fixes each map at one call per core (at most 16)."""
+    options = tf.data.Options()
+    options.autotune.enabled = autotune
+    return options
 
 
 def curve_stride(steps: int, epochs: int) -> int:

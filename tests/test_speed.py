@@ -42,6 +42,13 @@ def test_unshuffled_pipeline_keeps_order(small_mnist):
     np.testing.assert_array_equal(images, mnist_data.normalise(x))
 
 
+def test_pipeline_runs_without_the_autotuner(small_mnist):
+    # Its model thread stalled fit's end by 11-17 s (benchmarks/fit_stall.py); augmentation adds a map stage.
+    for augment in (False, "real-input"):
+        ds = make_dataset(small_mnist.x_train[:100], small_mnist.y_train[:100], 50, shuffle_seed=0, augment=augment)
+        assert ds.options().autotune.enabled is False
+
+
 def test_training_runs_without_xla(small_mnist):
     spec, config = preset("fast-cnn").copy()
     model = build(spec)
