@@ -179,9 +179,9 @@ def browser_run(env: dict, visit_pages: bool = True) -> dict:
                     page.goto(url + path)
                     page.locator("h1").first.wait_for(timeout=180_000)
                     wait_idle(page)
-                    visits[Path(file).stem] = time.perf_counter() - t1
-                    status = proc_status(server.pid)
-                    memory[Path(file).stem], peaks[Path(file).stem] = status["rss_mb"], status["peak_mb"]
+                    name, status = Path(file).stem, proc_status(server.pid)
+                    visits[name] = time.perf_counter() - t1
+                    memory[name], peaks[name] = status["rss_mb"], status["peak_mb"]
                 # The peak after each page shows which page's transient set it, which resident memory hides.
                 result |= {"page_visit_seconds": visits, "rss_mb_after_page": memory, "peak_mb_after_page": peaks,
                            **proc_status(server.pid)}

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
+from mnist_core import data as mnist_data
 from mnist_core import preprocess
 from mnist_core.errors import LabError
 from mnist_core.predict import Predictor
@@ -54,7 +55,7 @@ def test_real_digits_rendered_large_are_recognised(dark_on_light, small_mnist, d
     for i in range(12):  # 7 2 1 0 4 1 4 9 5 9 0 6
         digit, label = small_mnist.x_test[i], int(small_mnist.y_test[i])
         # The 5 at index 8 is half a 6: the shipped default reads it as 8 even as the official image.
-        read_right_when_clean = default_predictor.classify(digit / 255.0).digit == label
+        read_right_when_clean = default_predictor.classify(mnist_data.normalise(digit)).digit == label
         readable += read_right_when_clean
         prepared = preprocess.to_mnist(render(digit, dark_on_light=dark_on_light))
         assert not prepared.empty and prepared.message == ""

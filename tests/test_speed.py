@@ -14,6 +14,7 @@ from mnist_core import data as mnist_data
 from mnist_core import evaluate
 from mnist_core.build import build
 from mnist_core.presets import preset
+from mnist_core.spec import REAL_INPUT
 from mnist_core.train import compile_model, fit, make_dataset
 
 BENCHMARKS = __import__("pathlib").Path(__file__).resolve().parent.parent / "benchmarks"
@@ -44,7 +45,7 @@ def test_unshuffled_pipeline_keeps_order(small_mnist):
 
 def test_pipeline_runs_without_the_autotuner(small_mnist):
     # Its model thread stalled fit's end by 11-17 s (benchmarks/fit_stall.py); augmentation adds a map stage.
-    for augment in (False, "real-input"):
+    for augment in (False, REAL_INPUT):
         ds = make_dataset(small_mnist.x_train[:100], small_mnist.y_train[:100], 50, shuffle_seed=0, augment=augment)
         assert ds.options().autotune.enabled is False
 
