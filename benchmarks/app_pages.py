@@ -14,8 +14,9 @@ Usage: .venv/bin/python benchmarks/app_pages.py [--quick] [--no-browser] [--no-l
 3. Levers (unless --no-levers), each measured in this same run and kept in details["levers"]: cold starts
    with TensorFlow imported before the first page (as app.py did before; a sitecustomize on PYTHONPATH) and
    with Streamlit's file watcher off, and
-   one visit of every page for each memory setting: evaluation batch 1,000 and 100 (MNIST_SERVER_EVAL_BATCH,
-   the app uses 250), TensorFlow's oneDNN off, oneDNN on the system allocator, and glibc's arenas capped at 2.
+   one visit of every page for each memory setting: TensorFlow's oneDNN off, oneDNN on the system allocator,
+   and glibc's arenas capped at 2. (The forward pass's own lever, traced vs eager and its batch size, is
+   measured in fresh processes by eval_throughput.py.)
 
 The registry is a temp folder holding 5 copies of the shipped default model under different
 names, so every page has real metadata to show. Nothing touches saved_models/.
@@ -46,8 +47,6 @@ COMPARE_GOAL, DRAW_GOAL = 1.5, 0.3
 COLD_START_GOAL_S, MEMORY_GOAL_MB = 5.0, 1024
 # Settings measured against the app's own, one full visit each: {lever: (environment, what it changes)}.
 MEMORY_LEVERS = {
-    "evaluation batch 1000": ({"MNIST_SERVER_EVAL_BATCH": "1000"}, "evaluate's default batch instead of 250"),
-    "evaluation batch 100": ({"MNIST_SERVER_EVAL_BATCH": "100"}, "a smaller batch than the app's 250"),
     "oneDNN off": ({"TF_ENABLE_ONEDNN_OPTS": "0"}, "TensorFlow's Eigen kernels and glibc malloc"),
     "oneDNN on the system allocator": ({"TF_ONEDNN_USE_SYSTEM_ALLOCATOR": "1"},
                                        "glibc malloc instead of oneDNN's pool, which never shrinks"),

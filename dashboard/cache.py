@@ -133,28 +133,11 @@ def model_stamp(name: str) -> tuple:
         raise LabError(f"model {name!r} has no model.keras") from None
 
 
-# Images per forward pass when the server predicts many. At evaluate's default (1,000) one pass of the shipped
-# robust-cnn needs ~600 MB, which TensorFlow's oneDNN allocator then keeps for the life of the server (it pools,
-# and never gives memory back); 250 needs ~150 MB (benchmarks/app_pages.py, details "levers"). MNIST_SERVER_EVAL_BATCH
-# (1-1000) overrides it: the benchmark measures the lever with it.
-_BATCH_SETTING = os.environ.get("MNIST_SERVER_EVAL_BATCH", "")
-SERVER_EVAL_BATCH = min(int(_BATCH_SETTING), 1000) if _BATCH_SETTING.isdigit() and int(_BATCH_SETTING) else 250
-
-
-def _in_server_batches(model):
-    """`model` as the callable evaluate.probabilities calls, running at most SERVER_EVAL_BATCH images per pass
-    whatever batch it is handed (the calibration report hands it 1,000 at a time)."""
-    def call(images, training: bool = False) -> np.ndarray:
-        return np.concatenate([np.asarray(model(images[i : i + SERVER_EVAL_BATCH], training=training))
-                               for i in range(0, len(images), SERVER_EVAL_BATCH)])
-    return call
-
-
 @st.cache_data(show_spinner="Predicting the 10,000 test images...", max_entries=16)
 def _test_probabilities(name: str, stamp: tuple):
     from mnist_core import evaluate
 
-    return evaluate.probabilities(predictor(name).model, mnist().x_test, batch_size=SERVER_EVAL_BATCH)
+    return evaluate.probabilities(predictor(name).model, mnist().x_test)
 
 
 def test_probabilities(name: str):
@@ -218,7 +201,7 @@ def calibration_report(name: str, progress=None) -> dict:
     found = calibration_cached(name)
     if found is not None:
         return found
-    return reports.report(name, mnist(), model=_in_server_batches(predictor(name).model), metadata=verified_metadata(name),
+    return reports.report(name, mnist(), model=predictor(name).model, metadata=verified_metadata(name),
                           test_probs=test_probabilities(name), on_progress=progress)
 
 

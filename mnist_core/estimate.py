@@ -139,8 +139,8 @@ def _timed(spec: ModelSpec, config: TrainConfig, mnist, steps: int) -> dict:
         t0 = time.perf_counter()
         trainer.evaluate(validation, verbose=0)
         passes.append(time.perf_counter() - t0)
-    # The final evaluation calls the model eagerly (evaluate.probabilities), which costs more than Keras's
-    # traced validation: up to 2x for the batch-norm CNNs, measured here.
+    # The final evaluation (evaluate.probabilities) runs its own traced function at its own batch size, so it is
+    # timed as it runs rather than assumed equal to Keras's validation pass.
     saved = precision.as_float32(model, lambda: build(spec))  # what train_and_save evaluates
     calls = []
     for _ in range(2):

@@ -9,12 +9,19 @@ from scipy.stats import binomtest
 
 from mnist_core import data as mnist_data
 
+# Images per forward pass. Through the traced function 250 were as fast as 1,000 for the 10,000 test images and
+# raised peak memory by ~65 MB instead of ~190 (oneDNN keeps its largest scratch buffers for the process's life).
+EVAL_BATCH = 250
 
-def probabilities(model, images_uint8: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-    """Softmax outputs for uint8 images, in batches; calls the model directly (no predict overhead)."""
-    x = mnist_data.normalise(images_uint8)
-    out = [np.asarray(model(x[i : i + batch_size], training=False)) for i in range(0, len(x), batch_size)]
-    return np.concatenate(out) if out else np.zeros((0, 10), np.float32)
+
+def probabilities(model, images_uint8: np.ndarray, batch_size: int = EVAL_BATCH) -> np.ndarray:
+    """Softmax outputs of a Keras model for uint8 images, in batches, through its traced forward pass."""
+    from mnist_core.predict import forward  # imports TensorFlow, which the statistics here never need
+
+    if not len(images_uint8):
+        return np.zeros((0, 10), np.float32)
+    run, x = forward(model), mnist_data.normalise(images_uint8)
+    return np.concatenate([run(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
 def metrics(probs: np.ndarray, labels: np.ndarray) -> dict:

@@ -15,6 +15,7 @@ import tensorflow as tf
 from scipy import ndimage
 
 from mnist_core import data as mnist_data
+from mnist_core.evaluate import EVAL_BATCH
 
 POOL_TYPES = ("MaxPooling2D", "AveragePooling2D")
 MAP_TYPES = ("Activation", *POOL_TYPES)  # the feature maps the next layer actually sees (after BN and activation)
@@ -189,7 +190,7 @@ class Inspector:
 
     # ---------- embedding ----------
 
-    def embed(self, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+    def embed(self, images: np.ndarray, batch_size: int = EVAL_BATCH) -> np.ndarray:
         """Penultimate-layer vectors for uint8 (N, 28, 28) images or one float (28, 28) input."""
         images = np.asarray(images)
         x = _batch(images) if images.dtype != np.uint8 else mnist_data.normalise(images)

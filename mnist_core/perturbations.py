@@ -196,16 +196,14 @@ def occlusion(images: np.ndarray, side: float, rng: np.random.Generator) -> np.n
 
 
 class Compiled:
-    """A model's forward pass and input gradient as traced TensorFlow functions (model(x, training=False)
-    inside): eager calls cost more than the work on batches of a few thousand digits. Callable like the model."""
+    """A model's input gradient as a traced TensorFlow function (model(x, training=False) inside): eager calls
+    cost more than the work on batches of a few thousand digits. (Its forward pass alone: predict.forward.)"""
 
     def __init__(self, model):
         import tensorflow as tf
 
         images = tf.TensorSpec([None, SIZE, SIZE, 1], tf.float32)
         self.model = model
-        self._forward = tf.function(lambda x: model(x, training=False), input_signature=[images],
-                                    reduce_retracing=True)
 
         @tf.function(input_signature=[images, tf.TensorSpec([None], tf.int32)], reduce_retracing=True)
         def gradient(x, labels):
@@ -218,9 +216,6 @@ class Compiled:
 
         self._gradient = gradient
         self._last: tuple[bytes, tuple] | None = None
-
-    def __call__(self, x, training: bool = False):
-        return self._forward(np.asarray(x, dtype=np.float32))
 
     def probs_and_gradient(self, x: np.ndarray, labels: np.ndarray, batch_size: int = 1000):
         """Probabilities and d(cross-entropy)/d(input) for float inputs (N, 28, 28, 1), in batches. The last

@@ -76,7 +76,7 @@ def evaluate(model, mnist, *, subset: int | None = None, seed: int = 0, progress
         raise LabError(f"unknown perturbation {unknown[0]!r}: choose from {', '.join(LADDERS)}")
     idx = subset_indices(len(mnist.x_test), subset, seed)
     x, y = mnist.x_test[idx], np.asarray(mnist.y_test[idx], dtype=np.int64)
-    model = pert.compiled(model)  # traced once here, used by every level
+    gradients = pert.compiled(model)  # traced once here, used by every FGSM and PGD level
     clean = accuracy(model, x, y)
     total = sum(level_cost(n) * len(LADDERS[n].levels) for n in names)
     done, results = 0, {}
@@ -86,7 +86,7 @@ def evaluate(model, mnist, *, subset: int | None = None, seed: int = 0, progress
             if level == ladder.identity:
                 scores.append(clean)
             else:
-                perturbed = pert.apply(name, x, level, level_rng(seed, name, i), model=model, labels=y)
+                perturbed = pert.apply(name, x, level, level_rng(seed, name, i), model=gradients, labels=y)
                 scores.append(accuracy(model, perturbed, y))
             done += level_cost(name)
             if progress is not None:

@@ -68,3 +68,25 @@ def test_model_file_stamp_changes_when_the_model_is_replaced(registry_with):
     model = registry.load("b")
     registry.save("a", model, registry.read_metadata("b"), overwrite=True)
     assert model_file_stamp("a") != before
+
+
+def test_batches_share_the_predictors_traced_forward_and_let_the_model_go(default_predictor, small_mnist):
+    import gc
+    import weakref
+
+    from mnist_core import evaluate
+    from mnist_core.predict import forward
+
+    model = default_predictor.model
+    shared = forward(model)
+    assert forward(model) is shared  # one trace per model: Draw's predictor and the test-set pass reuse it
+    batched = evaluate.probabilities(model, small_mnist.x_test[:300])  # a full batch and a short one
+    eager = np.asarray(model(data.normalise(small_mnist.x_test[:300]), training=False))
+    assert np.allclose(batched, eager, atol=1e-6)
+
+    other = registry.load("default")
+    forward(other)(data.normalise(small_mnist.x_test[:2]))
+    gone = weakref.ref(other)
+    del other
+    gc.collect()
+    assert gone() is None  # the memoised function does not keep its model (and its weights) alive
