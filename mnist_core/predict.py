@@ -4,7 +4,7 @@
 with a fixed input signature costs ~2 ms, so every stroke on the canvas uses this.
 Batches go through the same traced function (`forward`): calling a Keras model eagerly on
 250 images at a time took 1.7x as long for the 10,000 test images and raised the process's
-peak memory by ~400 MB instead of ~65 MB (robust-cnn on AVX2; benchmarks/eval_throughput.py measures both).
+peak memory by ~435 MB instead of ~160 MB (robust-cnn on AVX2; benchmarks/eval_throughput.py measures both).
 """
 
 from __future__ import annotations
