@@ -43,7 +43,9 @@ def run(args, events) -> None:
         print(f"renamed {args.names[0]} -> {args.names[1]}")
     elif args.action == "reimport":
         _want(args.names, 1, "models reimport NAME")
-        meta = registry.reimport(args.names[0])
+        from mnist_core.interop.reimport import reimport
+
+        meta = reimport(args.names[0])
         print(f"re-imported {args.names[0]}: test accuracy {meta['test']['accuracy']:.4f}, "
               f"sha256 {meta['model_sha256']}")
     elif args.action == "ensemble":

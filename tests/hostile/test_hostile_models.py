@@ -30,6 +30,7 @@ from hostile_util import (
 
 from mnist_core import keras_config, registry
 from mnist_core.errors import LabError
+from mnist_core.interop.reimport import reimport
 from mnist_core.predict import Predictor
 
 WORKER = Path(__file__).parent / "save_worker.py"
@@ -72,7 +73,7 @@ def test_case01_crafted_lambda_with_fresh_metadata_is_refused(capsys, isolated_d
     write_lab_folder(isolated_dirs, "evil", payloads["files"]["lambda"])  # checksum matches: it is not what saves us
     assert_refused_everywhere(capsys, "evil", image_file, status="unsafe", reason="Lambda")
     with pytest.raises(LabError, match="refusing"):
-        registry.reimport("evil")
+        reimport("evil")
 
 
 def test_case01_crafted_lambda_dropped_in_as_a_bare_file_is_refused(capsys, isolated_dirs, payloads, marker,
@@ -390,7 +391,7 @@ def test_case05_bad_model_name_is_rejected_and_stays_inside(capsys, registry_wit
     model = registry.load("a")
     for call in (lambda: registry.save(bad, model, {}), lambda: registry.save(bad, model, {}, overwrite=True),
                  lambda: registry.rename("a", bad), lambda: registry.load(bad), lambda: registry.delete(bad),
-                 lambda: registry.reimport(bad)):
+                 lambda: reimport(bad)):
         with pytest.raises(LabError, match="bad model name"):
             call()
     if "\x00" not in bad:  # a NUL byte cannot even reach argv
