@@ -164,3 +164,17 @@ def table_rows(results: list[dict]) -> list[list[str]]:
 
 
 HEADER = ["target", "goal", "measured median", "range", "n", "met?", "benchmark"]
+
+
+def memory_mb(field: str) -> float:
+    """This process's VmRSS or VmHWM (its peak resident memory) in MB, from /proc."""
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith(field + ":")) / 1024
+
+
+def reset_peak() -> float:
+    """Set this process's VmHWM back to its VmRSS (Linux's clear_refs 5), so a later peak is the work's own and
+    not an earlier step's (loading MNIST peaks higher than most work). Returns the VmRSS it starts from."""
+    with open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")
+    return memory_mb("VmRSS")

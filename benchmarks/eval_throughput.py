@@ -34,11 +34,6 @@ FORWARD_VARIANTS = {"eager, batch 1000": ("eager", 1000), "eager, batch 250": ("
                     "traced, batch 250": ("traced", 250), "traced, batch 100": ("traced", 100)}
 
 
-def memory_mb(field: str) -> float:
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith(field + ":")) / 1024
-
-
 def forward_child(path: str, batch: int) -> None:
     """One variant in this (fresh) process: prints {"seconds": warm passes, "peak_rise_mb": ...} as JSON."""
     import numpy as np
@@ -57,15 +52,13 @@ def forward_child(path: str, batch: int) -> None:
                                    for i in range(0, len(images), batch)])
         images = mnist_data.normalise(test_images)
     run(images[:1])  # load and trace on one image: what the peak is measured from
-    with open("/proc/self/clear_refs", "w") as refs:  # resets VmHWM to VmRSS: MNIST's load set a higher peak
-        refs.write("5")
-    before = memory_mb("VmRSS")
+    before = common.reset_peak()
     seconds = []
     for _ in range(3):
         t0 = time.perf_counter()
         run(images)
         seconds.append(time.perf_counter() - t0)
-    print(json.dumps({"seconds": seconds[1:], "peak_rise_mb": memory_mb("VmHWM") - before}))
+    print(json.dumps({"seconds": seconds[1:], "peak_rise_mb": common.memory_mb("VmHWM") - before}))
 
 
 def forward_pass(rounds: int) -> dict:
@@ -117,8 +110,10 @@ def main() -> None:
     targets.append(common.target("eval throughput: shipped default model", shipped["measured_now"], "(report)",
                                  "images/s", None))
     for name, found in forward.items():
-        targets.append(common.target(f"10,000 test images, {name}: peak memory rise", [found["peak_rise_mb_median"]],
-                                     "(report)", "MB", None))
+        targets.append(common.target(f"10,000 test images, {name}: time", [s for r in found["runs"] for s in r["seconds"]],
+                                     "(report)", "s", None))
+        targets.append(common.target(f"10,000 test images, {name}: peak memory rise",
+                                     [r["peak_rise_mb"] for r in found["runs"]], "(report)", "MB", None))
     common.write("eval_throughput", targets, {"presets": per_preset, "images": len(x), "default_model": shipped,
                                               "forward_pass": forward}, args.quick)
 

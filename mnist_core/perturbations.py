@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from mnist_core.evaluate import EVAL_BATCH
+
 SIZE = 28
 CENTRE = (SIZE - 1) / 2  # 13.5: the centre of the pixel grid, so a 90-degree turn is np.rot90 exactly
 ELASTIC_SIGMA = 4.0  # Simard et al. (2003): smoothing of the displacement field, in pixels
@@ -217,9 +219,11 @@ class Compiled:
         self._gradient = gradient
         self._last: tuple[bytes, tuple] | None = None
 
-    def probs_and_gradient(self, x: np.ndarray, labels: np.ndarray, batch_size: int = 1000):
+    def probs_and_gradient(self, x: np.ndarray, labels: np.ndarray, batch_size: int = EVAL_BATCH):
         """Probabilities and d(cross-entropy)/d(input) for float inputs (N, 28, 28, 1), in batches. The last
-        answer is remembered: every FGSM level and PGD's first step start from the same clean images."""
+        answer is remembered: every FGSM level and PGD's first step start from the same clean images. At 100
+        images a batch rather than 1,000 a whole robustness run took 58 s instead of 71 s and raised the
+        process's peak by 184 MB instead of 461 (the default, AVX2, n=1 each)."""
         x, labels = np.asarray(x, dtype=np.float32), np.asarray(labels, dtype=np.int32)
         key = hashlib.sha256(x.tobytes() + labels.tobytes()).digest()
         if self._last is None or self._last[0] != key:
