@@ -130,3 +130,18 @@ def test_inspect_choices_survive_a_visit_to_another_page(app_page, registry_with
     at.switch_page("views/home.py").run()
     at.switch_page(PAGE).run()
     assert at.number_input(key="inspect_index").value == 42
+
+
+def test_a_new_input_is_explained_for_its_own_prediction(app_page, registry_with, full_mnist):
+    registry_with(default=True)
+    at = app_page(PAGE)
+    at.selectbox(key="inspect_cls_default").set_value(0).run()  # test image 0 is a 7, explained as a 0
+    at.segmented_control(key="inspect_source").set_value("Misclassified test image").run()
+    predicted = int(at.metric[0].value)
+    assert not at.exception and predicted != 0
+    assert at.selectbox(key="inspect_cls_default").value == predicted
+    assert f"gradient saliency for {predicted}" in _image_captions(at)
+    at.selectbox(key="inspect_cls_default").set_value(0).run()  # a pick for this same input is kept
+    at.switch_page("views/home.py").run()
+    at.switch_page(PAGE).run()
+    assert at.selectbox(key="inspect_cls_default").value == 0

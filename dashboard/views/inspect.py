@@ -10,7 +10,7 @@ from PIL import Image
 
 from dashboard import cache, charts
 from dashboard.components import messages
-from dashboard.components.page_state import sticky
+from dashboard.components.page_state import KEPT, sticky
 from mnist_core import ensemble, evaluate, inspect, preprocess, registry
 from mnist_core.display import markdown_literal
 
@@ -154,7 +154,14 @@ left, mid, right = st.columns([1, 1, 2])
 left.image(inspect.tint(input28, np.zeros((28, 28)), 6), caption=caption)
 mid.metric("Prediction", first["cls"], f"{first['probs'][first['cls']]:.1%} confident", delta_color="off",
            delta_arrow="off")
-cls = mid.selectbox("Explain the score of digit", range(10), key=sticky(f"inspect_cls_{name}", first["cls"], range(10)))
+cls_key = f"inspect_cls_{name}"
+if ss.get("inspect_cls_input") != (name, input28.tobytes()):
+    # A new input is explained for its own prediction: a digit picked for the last one would show the
+    # saliency of, say, a 7 on a misclassified 5 read as 3. The same input (a page switch) keeps the pick.
+    ss["inspect_cls_input"] = (name, input28.tobytes())
+    ss.pop(cls_key, None)
+    ss.pop(KEPT + cls_key, None)
+cls = mid.selectbox("Explain the score of digit", range(10), key=sticky(cls_key, first["cls"], range(10)))
 right.plotly_chart(charts.probability_bars(first["probs"]), config=PLAIN)
 result = first if cls == first["cls"] else _analyse(name, stamp, input28, cls)
 
