@@ -1,14 +1,10 @@
 """Inspect: look inside a saved model for one input (a test image, the current drawing or an upload)."""
 
-import base64
-import io
-
 import numpy as np
 import pandas as pd
 import streamlit as st
-from PIL import Image
 
-from dashboard import cache, charts
+from dashboard import cache, charts, charts_embedding
 from dashboard.components import messages
 from dashboard.components.page_state import KEPT, sticky
 from mnist_core import ensemble, evaluate, inspect, preprocess, registry
@@ -36,7 +32,7 @@ def _neighbours(name: str, stamp: tuple) -> inspect.NeighbourIndex:
 def _map(name: str, stamp: tuple) -> tuple[inspect.EmbeddingMap, pd.DataFrame]:
     mnist = cache.mnist()
     emap = inspect.embedding_map(_inspector(name, stamp), mnist.x_test, mnist.y_test, MAP_POINTS)
-    return emap, map_points(emap, mnist.x_test)
+    return emap, charts_embedding.map_points(emap, mnist.x_test)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -51,43 +47,6 @@ def _analyse(name: str, stamp: tuple, input28: np.ndarray, cls: int | None) -> d
             "templates": insp.first_dense_templates(acts), "saliency": insp.saliency(input28, cls),
             "cam": insp.grad_cam(input28, cls), "neighbours": _neighbours(name, stamp).query(embedding, 8),
             "place": _map(name, stamp)[0].project(embedding)}
-
-
-def map_points(emap: inspect.EmbeddingMap, x_test: np.ndarray) -> pd.DataFrame:
-    """One row per mapped test image; `image` is a PNG data URL, which Vega's tooltip shows as the picture."""
-    def url(img):
-        buf = io.BytesIO()
-        Image.fromarray(img).resize((56, 56), Image.Resampling.NEAREST).save(buf, "PNG", optimize=True)
-        return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
-
-    wrong = emap.predicted != emap.labels
-    return pd.DataFrame({"x": emap.coords[:, 0], "y": emap.coords[:, 1], "label": emap.labels.astype(str),
-                         "predicted": emap.predicted, "index": emap.indices,
-                         "kind": np.where(wrong, "misclassified", "right"),
-                         "image": [url(x_test[i]) for i in emap.indices]})
-
-
-def embedding_spec(points: pd.DataFrame, place: np.ndarray) -> dict:
-    """Vega-Lite: the mapped test images coloured by label, misclassified ones as crosses, this input as a diamond.
-
-    The input's point travels as a named dataset, so the spec stays the same from input to input and the
-    browser only moves the diamond instead of redrawing 2,000 points.
-    """
-    star = pd.DataFrame({"x": [float(place[0])], "y": [float(place[1])], "what": ["this input"]})
-    return {"height": 520, "datasets": {"points": points, "this_input": star}, "layer": [
-        {"params": [{"name": "zoom", "select": "interval", "bind": "scales"}],  # one layer only: names must be unique
-         "data": {"name": "points"}, "mark": {"type": "point", "filled": True, "opacity": 0.6}, "encoding": {
-            "x": {"field": "x", "type": "quantitative", "title": "PC 1"},
-            "y": {"field": "y", "type": "quantitative", "title": "PC 2"},
-            "color": {"field": "label", "type": "nominal", "scale": {"scheme": "category10"}},
-            "shape": {"field": "kind", "type": "nominal", "title": None,
-                      "scale": {"domain": ["right", "misclassified"], "range": ["circle", "cross"]}},
-            "size": {"condition": {"test": "datum.kind == 'misclassified'", "value": 90}, "value": 25},
-            "tooltip": [{"field": f} for f in ("image", "index", "label", "predicted")]}},
-        {"data": {"name": "this_input"}, "mark": {"type": "point", "shape": "diamond", "size": 500, "filled": True, "color": "black",
-                                "stroke": "white", "strokeWidth": 2},
-         "encoding": {"x": {"field": "x", "type": "quantitative"}, "y": {"field": "y", "type": "quantitative"},
-                      "tooltip": [{"field": "what"}]}}]}
 
 
 def signed(weights: np.ndarray) -> np.ndarray:
@@ -213,4 +172,4 @@ emap, points = _map(name, stamp)
 st.caption(f"{MAP_POINTS:,} test images on the first two principal axes of the penultimate layer "
            f"({emap.explained.sum():.0%} of its variance); crosses are misclassified, the black diamond is this input. "
            "Hover a point to see the image.")
-st.vega_lite_chart(spec=embedding_spec(points, result["place"]), width="stretch")
+st.vega_lite_chart(spec=charts_embedding.embedding_spec(points, result["place"]), width="stretch")
