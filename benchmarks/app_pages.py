@@ -131,9 +131,8 @@ def free_port() -> int:
 
 def proc_status(pid: int) -> dict:
     """The server's resident memory now (VmRSS) and at its peak (VmHWM) in MB, and its thread count."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    field = lambda name: int(re.search(rf"{name}:\s+(\d+)", status).group(1))  # noqa: E731
-    return {"rss_mb": field("VmRSS") / 1024, "peak_mb": field("VmHWM") / 1024, "threads": field("Threads")}
+    return {"rss_mb": common.proc_kb(pid, "VmRSS") / 1024, "peak_mb": common.proc_kb(pid, "VmHWM") / 1024,
+            "threads": common.proc_kb(pid, "Threads")}
 
 
 def wait_idle(page) -> None:

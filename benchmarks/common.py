@@ -166,10 +166,14 @@ def table_rows(results: list[dict]) -> list[list[str]]:
 HEADER = ["target", "goal", "measured median", "range", "n", "met?", "benchmark"]
 
 
-def memory_mb(field: str) -> float:
-    """This process's VmRSS or VmHWM (its peak resident memory) in MB, from /proc."""
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith(field + ":")) / 1024
+def proc_kb(pid: int | str, field: str) -> int:
+    """A field of /proc/<pid>/status in kB (VmRSS, VmHWM: the peak resident memory, ...); pid "self" is this
+    process. 0 when the process has ended or has no such field."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    return next((int(line.split()[1]) for line in text.splitlines() if line.startswith(field + ":")), 0)
 
 
 def reset_peak() -> float:
@@ -177,4 +181,4 @@ def reset_peak() -> float:
     not an earlier step's (loading MNIST peaks higher than most work). Returns the VmRSS it starts from."""
     with open("/proc/self/clear_refs", "w") as refs:
         refs.write("5")
-    return memory_mb("VmRSS")
+    return proc_kb("self", "VmRSS") / 1024

@@ -58,7 +58,7 @@ def forward_child(path: str, batch: int) -> None:
         t0 = time.perf_counter()
         run(images)
         seconds.append(time.perf_counter() - t0)
-    print(json.dumps({"seconds": seconds[1:], "peak_rise_mb": common.memory_mb("VmHWM") - before}))
+    print(json.dumps({"seconds": seconds[1:], "peak_rise_mb": common.proc_kb("self", "VmHWM") / 1024 - before}))
 
 
 def forward_pass(rounds: int) -> dict:

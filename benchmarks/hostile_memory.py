@@ -43,14 +43,6 @@ GOAL_MB = 1536
 SETTLE_S = 2.0  # keep sampling after the page is idle: work the run left behind shows up here
 
 
-def proc_kb(pid: int, field: str) -> int:
-    try:
-        text = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return 0
-    return next((int(line.split()[1]) for line in text.splitlines() if line.startswith(field + ":")), 0)
-
-
 def descendants(pid: int) -> list[int]:
     try:
         kids = [int(k) for task in Path(f"/proc/{pid}/task").glob("*/children") for k in task.read_text().split()]
@@ -72,8 +64,8 @@ class Sampler(threading.Thread):
 
     def run(self) -> None:
         while not self.stop.is_set():
-            own = proc_kb(self.pid, "VmRSS")
-            tree = own + sum(proc_kb(kid, "VmRSS") for kid in descendants(self.pid))
+            own = common.proc_kb(self.pid, "VmRSS")
+            tree = own + sum(common.proc_kb(kid, "VmRSS") for kid in descendants(self.pid))
             self.peak_kb, self.peak_tree_kb = max(self.peak_kb, own), max(self.peak_tree_kb, tree)
             time.sleep(0.1)
 
@@ -172,8 +164,8 @@ def main() -> None:
                         .all_inner_texts()]
                 results[name] = {"peak_during_mb": round(sampler.peak_kb / 1024, 1),
                                  "peak_with_children_mb": round(sampler.peak_tree_kb / 1024, 1),
-                                 "vmhwm_after_mb": round(proc_kb(server.pid, "VmHWM") / 1024, 1),
-                                 "rss_after_mb": round(proc_kb(server.pid, "VmRSS") / 1024, 1),
+                                 "vmhwm_after_mb": round(common.proc_kb(server.pid, "VmHWM") / 1024, 1),
+                                 "rss_after_mb": round(common.proc_kb(server.pid, "VmRSS") / 1024, 1),
                                  "seconds": round(seconds, 1), "server_alive": server.poll() is None,
                                  "tracebacks": page.locator('[data-testid="stException"]').count(),
                                  "page_said": said, "expected_words": expect,

@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import REFERENCE_SIMD, RESULTS, ROOT, instruction_set, memory_mb, reset_peak, target, write
+from common import REFERENCE_SIMD, RESULTS, ROOT, instruction_set, proc_kb, reset_peak, target, write
 
 GOAL_SECONDS = 30.0
 CACHED_GOAL_SECONDS = 0.5
@@ -43,7 +43,7 @@ def measure(folder: Path, mnist, subset: int, seed: int) -> dict:
         i = robustness.example_index(mnist, seed)
         robustness.examples(mnist.x_test[i], int(mnist.y_test[i]), model=registry.load(name), seed=seed)
         cold, cold_cpu = time.perf_counter() - t0, time.process_time() - cpu0
-        cold_peak_rise = memory_mb("VmHWM") - rss_before  # what the dashboard's server holds on to after it
+        cold_peak_rise = proc_kb("self", "VmHWM") / 1024 - rss_before  # what the dashboard's server holds on to after it
         t1 = time.perf_counter()
         again = robustness.for_model(name, mnist, subset=subset, seed=seed)
         cached = time.perf_counter() - t1

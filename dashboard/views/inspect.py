@@ -114,10 +114,11 @@ left.image(inspect.tint(input28, np.zeros((28, 28)), 6), caption=caption)
 mid.metric("Prediction", first["cls"], f"{first['probs'][first['cls']]:.1%} confident", delta_color="off",
            delta_arrow="off")
 cls_key = f"inspect_cls_{name}"
-if ss.get("inspect_cls_input") != (name, input28.tobytes()):
+explained_input = (name, input28.tobytes())
+if ss.get("inspect_cls_input") != explained_input:
     # A new input is explained for its own prediction: a digit picked for the last one would show the
     # saliency of, say, a 7 on a misclassified 5 read as 3. The same input (a page switch) keeps the pick.
-    ss["inspect_cls_input"] = (name, input28.tobytes())
+    ss["inspect_cls_input"] = explained_input
     ss.pop(cls_key, None)
     ss.pop(KEPT + cls_key, None)
 cls = mid.selectbox("Explain the score of digit", range(10), key=sticky(cls_key, first["cls"], range(10)))

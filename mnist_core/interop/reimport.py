@@ -38,5 +38,5 @@ def reimport(name: str, mnist=None) -> dict:
     mnist = mnist or data.load()
     test, _ = evaluate.evaluate(model, mnist.x_test, mnist.y_test)
     return registry.update_metadata(name, {"name": name, "model_sha256": sha, "test": test,
-                                  "parameters": int(model.count_params()),
-                                  "reimported": time.strftime("%Y-%m-%d %H:%M:%S")})
+                                           "parameters": int(model.count_params()),
+                                           "reimported": time.strftime("%Y-%m-%d %H:%M:%S")})
