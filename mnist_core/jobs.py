@@ -22,6 +22,7 @@ from pathlib import Path
 from mnist_core import fsutil, groups, registry
 from mnist_core import spec as specs
 from mnist_core.errors import LabError
+from mnist_core.job_events import LIST_EVENT_BYTES, MAX_EVENT_BYTES, is_number, read_events
 from mnist_core.paths import PROJECT_ROOT, jobs_dir
 
 EVENTS = "events.jsonl"
@@ -32,24 +33,6 @@ TERMINAL = {"done", "stopped", "failed"}
 KINDS = ("train", "finetune", "study", "save-best")
 MODEL_KINDS = ("train", "finetune", "save-best")  # the kinds whose outcome is a saved model
 MAX_RUNNING = 2  # jobs at once on this machine: each one wants a core
-MAX_EVENT_BYTES = 8 * 1024 * 1024  # a status reads at most the last 8 MB of events (about 40,000 lines)
-LIST_EVENT_BYTES = 64 * 1024  # a listing needs only the last events, to tell the state
-# The numbers each event kind must carry for the panel to draw it; an event without them is skipped, not a crash.
-EVENT_NUMBERS = {"batch": ("epoch", "batch", "steps", "loss", "accuracy", "elapsed"), "epoch": ("epoch",)}
-OPTIONAL_NUMBERS = ("images", "elapsed", "seconds", "val_loss", "val_accuracy", "epochs", "steps_per_epoch")
-
-
-def _number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _well_formed(event) -> bool:
-    if not isinstance(event, dict) or not isinstance(event.get("event"), str):
-        return False
-    return (all(_number(event.get(k)) for k in EVENT_NUMBERS.get(event["event"], ()))
-            and all(_number(event[k]) for k in OPTIONAL_NUMBERS if event.get(k) is not None))
-
-
 @dataclass
 class JobStatus:
     id: str
@@ -108,7 +91,7 @@ class JobStatus:
 
         start = self.last("start") or {}
         planned = self.subject.get("config", {}).get("epochs", 1) if isinstance(self.subject.get("config"), dict) else 1
-        planned = planned if _number(planned) and planned >= 1 else 1
+        planned = planned if is_number(planned) and planned >= 1 else 1
         epochs, steps = start.get("epochs", planned), start.get("steps_per_epoch", 1)
         batch = self.last("batch")
         epoch_no, batch_no = (batch["epoch"], batch["batch"]) if batch else (1, 0)
@@ -122,25 +105,6 @@ class JobStatus:
 
 def job_dir(job_id: str) -> Path:
     return jobs_dir() / job_id
-
-
-def read_events(path: Path, max_bytes: int = MAX_EVENT_BYTES) -> list[dict]:
-    """The events in the last `max_bytes` of the file; a half-written last line waits for the next poll."""
-    events = []
-    try:
-        lines = fsutil.read_tail_lines(path, max_bytes)
-    except OSError:
-        return []
-    for line in lines:
-        if not line.strip():
-            continue
-        try:
-            event = json.loads(line)
-        except (ValueError, RecursionError):
-            break  # the writer is mid-line; the rest arrives on the next poll
-        if _well_formed(event):
-            events.append(event)
-    return events
 
 
 def _read_info(job_id: str) -> dict:
@@ -167,7 +131,7 @@ def status(job_id: str, max_event_bytes: int = MAX_EVENT_BYTES) -> JobStatus:
         state, message = "failed", "the process ended without finishing (killed or crashed)"
     kind = info.get("kind") if info.get("kind") in KINDS else "train"
     dicts = {k: info.get(k) if isinstance(info.get(k), dict) else {} for k in ("subject", "estimate")}
-    dicts["estimate"] = {k: v for k, v in dicts["estimate"].items() if _number(v) and v >= 0}
+    dicts["estimate"] = {k: v for k, v in dicts["estimate"].items() if is_number(v) and v >= 0}
     session = info.get("session") if isinstance(info.get("session"), str) else None
     return JobStatus(job_id, info["name"], state, events, float(info["started"]), message, kind, session,
                      dicts["subject"], dicts["estimate"])

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from mnist_core import fsutil, jobs, registry
+from mnist_core import fsutil, job_events, jobs, registry
 from mnist_core.errors import LabError
 from mnist_core.spec import DenseLayer, ModelSpec, TrainConfig
 
@@ -198,13 +198,13 @@ def test_a_huge_event_file_is_read_in_bounded_memory(isolated_dirs):
     (folder / jobs.INFO).write_text('{"pid": 1, "name": "big", "started": 1.0, "kind": "train"}')
     line = '{"event": "batch", "epoch": 1, "batch": 1, "steps": 9, "loss": 1.0, "accuracy": 0.5, "elapsed": 1.0}\n'
     with open(folder / jobs.EVENTS, "w") as fh:
-        fh.write(line * (jobs.MAX_EVENT_BYTES // len(line) + 1000))
+        fh.write(line * (job_events.MAX_EVENT_BYTES // len(line) + 1000))
         fh.write('{"event": "failed", "message": "boom"}\n')
     listed = jobs.all_jobs()
     assert [(j.name, j.state, j.message) for j in listed] == [("big", "failed", "boom")]
-    assert len(listed[0].events) <= jobs.LIST_EVENT_BYTES // len(line) + 1
+    assert len(listed[0].events) <= job_events.LIST_EVENT_BYTES // len(line) + 1
     full = jobs.status(folder.name)
-    assert len(full.events) <= jobs.MAX_EVENT_BYTES // len(line) + 1 and full.events[-1]["event"] == "failed"
+    assert len(full.events) <= job_events.MAX_EVENT_BYTES // len(line) + 1 and full.events[-1]["event"] == "failed"
 
 
 def test_a_job_record_with_wrong_types_is_damaged_not_a_crash(isolated_dirs):
