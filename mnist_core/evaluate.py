@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from scipy.stats import binomtest
 
 from mnist_core import data as mnist_data
 
@@ -75,6 +74,10 @@ def misclassified(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 def mcnemar(pred_a: np.ndarray, pred_b: np.ndarray, labels: np.ndarray) -> dict:
     """McNemar's exact test: do A and B err on different images more than chance would say?"""
+    # Imported here: scipy.stats takes about half a second to import, and every training process
+    # imports this module for its final evaluation but never compares two models.
+    from scipy.stats import binomtest
+
     a_right, b_right = pred_a == labels, pred_b == labels
     only_a = int(np.sum(a_right & ~b_right))
     only_b = int(np.sum(~a_right & b_right))
