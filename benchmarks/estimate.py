@@ -17,11 +17,12 @@ Usage: .venv/bin/python benchmarks/estimate.py [--repeats 2] [--presets mlp-2x12
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import time
 
-from common import scratch_lab, target, write
+from common import RESULTS, scratch_lab, target, write
 
 PRESETS = ("mlp-2x128", "mlp-784-dropout", "fast-cnn", "cnn-classic")
 GOAL = 0.25
@@ -67,7 +68,20 @@ def one_run(preset: str, mnist, index: int) -> dict:
             "load_average_1min": os.getloadavg()[0]}
 
 
+def earlier_runs(measuring: list[str]) -> list[dict]:
+    """The last results file's runs of the presets not measured now, each marked with the run it came from,
+    so a run of some presets (--presets) replaces only their rows."""
+    path = RESULTS / "estimate.json"
+    if not path.exists():
+        return []
+    old = json.loads(path.read_text())
+    origin = {"measured_in_run": {"created": old["created"], "git_commit": old["machine"]["git_commit"]}}
+    return [{**origin, **r} for r in old["details"]["runs"] if r["preset"] not in measuring]
+
+
 def summarize(all_runs: list[dict], presets: list[str], quick: bool) -> None:
+    seen = {r["preset"] for r in all_runs}
+    presets = [p for p in PRESETS if p in presets or p in seen] + [p for p in presets if p not in PRESETS]
     runs = [r for r in all_runs if "failed" not in r]
     targets = []
     for preset in presets:
@@ -103,7 +117,7 @@ def main() -> None:
     from mnist_core import data
 
     mnist = data.load()
-    runs = []
+    runs = earlier_runs(presets)
     with scratch_lab():
         for i in range(repeats):
             for preset in presets:  # interleaved, so every preset sees the same spread of machine load
