@@ -74,7 +74,7 @@ def misclassified(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 def mcnemar(pred_a: np.ndarray, pred_b: np.ndarray, labels: np.ndarray) -> dict:
     """McNemar's exact test: do A and B err on different images more than chance would say?"""
-    # Imported here: scipy.stats takes about half a second to import, and every training process
+    # Imported here: scipy.stats takes about a second to import, and every training process
     # imports this module for its final evaluation but never compares two models.
     from scipy.stats import binomtest
 
