@@ -237,6 +237,17 @@ def test_the_spec_survives_a_reload_through_the_url(open_train, app_page):
     assert reloaded.selectbox(key="sb_preset").value == "custom"
 
 
+def test_a_reloaded_preset_still_names_its_preset(open_train, app_page):
+    at = open_train()
+    at.selectbox(key="sb_preset").set_value("fast-cnn").run()
+    link = at.query_params["spec"]
+    link = link[0] if isinstance(link, list) else link
+    reloaded = app_page("views/train.py", clean=True, query={"tab": TAB, "spec": link})  # a new session, same URL
+    assert bundle(reloaded) == tuple(specs.preset("fast-cnn").copy())
+    assert reloaded.selectbox(key="sb_preset").value == "fast-cnn"  # was "custom" (seen in Chromium)
+    assert "preset fast-cnn" in " ".join(h.value for h in [*reloaded.header, *reloaded.subheader])
+
+
 def test_a_broken_spec_link_falls_back_to_the_default_with_one_line(app_page):
     at = app_page("views/train.py", clean=True, query={"spec": "not-a-spec"})
     assert bundle(at) == tuple(specs.preset("mlp-2x128").copy())

@@ -114,6 +114,12 @@ def _fits_the_sidebar(spec: specs.ModelSpec, config: specs.TrainConfig | None):
     return spec, config
 
 
+def _preset_equal_to(spec: specs.ModelSpec, config: specs.TrainConfig) -> str:
+    """The preset with exactly this spec and config, so a reloaded or shared preset still names itself."""
+    bundle = specs.bundle_json(spec, config)
+    return next((name for name in specs.PRESETS if specs.bundle_json(*specs.preset(name).copy()) == bundle), CUSTOM)
+
+
 def _initial() -> tuple[specs.ModelSpec, specs.TrainConfig, str | None]:
     """What the widgets start from: this session's last spec, else the link's, else the default preset."""
     stored = ss.get("train_bundle")
@@ -122,7 +128,8 @@ def _initial() -> tuple[specs.ModelSpec, specs.TrainConfig, str | None]:
     if text := st.query_params.get(URL_PARAM):
         try:
             spec, config = decode_from_url(text)
-            return spec, config or specs.preset(DEFAULT_PRESET).config, CUSTOM
+            config = config or specs.preset(DEFAULT_PRESET).config
+            return spec, config, _preset_equal_to(spec, config)
         except LabError as exc:
             ss.sb_import_error = f"link: {exc}; showing the default preset instead"
     return *specs.preset(DEFAULT_PRESET).copy(), DEFAULT_PRESET
@@ -184,8 +191,6 @@ def spec_editor() -> tuple[specs.ModelSpec, specs.TrainConfig, str | None]:
     if "sb_kind" not in ss:  # first visit, a reload, or back from another page: widgets forgot their values
         spec, config, preset = _initial()
         _seed(spec, config, preset)
-        if preset not in (None, CUSTOM):
-            _on_field()  # a link's spec that equals a preset still names it; one that differs is custom
     with st.sidebar:
         st.header("Model")
         st.selectbox("Preset", [*specs.PRESETS, CUSTOM], key="sb_preset", on_change=_on_preset,
