@@ -83,7 +83,7 @@ def _on_preset() -> None:
 
 def _on_field() -> None:
     """Any edit that leaves the preset's spec or config makes the Preset box say "custom"."""
-    if ss.sb_preset != CUSTOM and specs.bundle_json(*specs.preset(ss.sb_preset).copy()) != specs.bundle_json(*_read()):
+    if ss.sb_preset != CUSTOM and not _is_preset(ss.sb_preset, *_read()):
         ss.sb_preset = CUSTOM
 
 
@@ -114,10 +114,13 @@ def _fits_the_sidebar(spec: specs.ModelSpec, config: specs.TrainConfig | None):
     return spec, config
 
 
+def _is_preset(name: str, spec: specs.ModelSpec, config: specs.TrainConfig) -> bool:
+    return specs.bundle_json(*specs.preset(name).copy()) == specs.bundle_json(spec, config)
+
+
 def _preset_equal_to(spec: specs.ModelSpec, config: specs.TrainConfig) -> str:
     """The preset with exactly this spec and config, so a reloaded or shared preset still names itself."""
-    bundle = specs.bundle_json(spec, config)
-    return next((name for name in specs.PRESETS if specs.bundle_json(*specs.preset(name).copy()) == bundle), CUSTOM)
+    return next((name for name in specs.PRESETS if _is_preset(name, spec, config)), CUSTOM)
 
 
 def _initial() -> tuple[specs.ModelSpec, specs.TrainConfig, str | None]:
@@ -238,7 +241,7 @@ def spec_editor() -> tuple[specs.ModelSpec, specs.TrainConfig, str | None]:
                            file_name=f"{spec.describe()}.json", mime="application/json")
 
     preset = ss.sb_preset if ss.sb_preset != CUSTOM else None
-    if preset and specs.bundle_json(*specs.preset(preset).copy()) != specs.bundle_json(spec, config):
+    if preset and not _is_preset(preset, spec, config):
         preset = None  # edited since the preset was loaded
     ss.train_bundle, ss.train_preset = specs.bundle_json(spec, config), ss.sb_preset
     encoded = encode_for_url(spec, config)
