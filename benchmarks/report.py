@@ -7,6 +7,7 @@ Everything between the two markers below is generated; the section is appended i
 from __future__ import annotations
 
 import json
+import statistics
 
 import common
 
@@ -57,8 +58,8 @@ def section(results: list[dict]) -> str:
         peaks = tta["details"].get("matmul_peaks") or []
         bf16 = sorted(p["bfloat16"]["gflops_best"] for p in peaks)
         f32 = sorted(p["float32"]["gflops_best"] for p in peaks)
-        peak_words = (f" (the run's medians: float32 {f32[len(f32) // 2]:.0f} GFLOP/s, bfloat16 "
-                      f"{bf16[len(bf16) // 2]:.0f} GFLOP/s)" if peaks else "")
+        peak_words = (f" (the run's medians: float32 {statistics.median(f32):.0f} GFLOP/s, bfloat16 "
+                      f"{statistics.median(bf16):.0f} GFLOP/s)" if peaks else "")
         parts = ", ".join(f"{part} {us:.0f} µs" for part, us in split["microseconds_per_image"].items())
         lines += [f"How close to the machine: fast-cnn trains in {split.get('precision', 'float32')} "
                   "(`mnist_core/precision.py` picks bf16 mixed precision only for models of 8 MFLOPs or more per "
@@ -124,13 +125,15 @@ def levers_table(result: dict) -> list[str]:
     lines = ["Levers tried on fast-cnn's whole process (`benchmarks/speed_levers.py`, seeds "
              f"{', '.join(str(s) for s in result['details']['seeds'])}, each lever run right after the plain run "
              f"of the same seed; load {result['machine'].get('load_average_1min', 0):.1f}):", "",
-             "| lever | median time | speed-up over plain (median of same-seed ratios) | test accuracy per seed |",
-             "|---|---|---|---|"]
+             "| lever | precision trained in | median time | speed-up over plain (median of same-seed ratios) "
+             "| test accuracy per seed |",
+             "|---|---|---|---|---|"]
     for name, found in runs.items():
-        times = sorted(r["seconds"] for r in found)
-        ratios = sorted(p["seconds"] / r["seconds"] for p, r in zip(plain, found, strict=True))
-        lines.append(f"| {name} | {times[len(times) // 2]:.1f} s | "
-                     + ("-" if name == "plain" else f"{ratios[len(ratios) // 2]:.2f}x")
+        time = statistics.median(r["seconds"] for r in found)
+        ratio = statistics.median(p["seconds"] / r["seconds"] for p, r in zip(plain, found, strict=True))
+        used = ", ".join(sorted({str(r.get("precision")) for r in found}))
+        lines.append(f"| {name} | {used} | {time:.1f} s | "
+                     + ("-" if name == "plain" else f"{ratio:.2f}x")
                      + " | " + ", ".join(f"{r['test_accuracy']:.2%}" for r in found) + " |")
     return lines
 

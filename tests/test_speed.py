@@ -114,3 +114,27 @@ def test_report_rewrites_only_its_own_section(bench_common, monkeypatch, tmp_pat
     assert text.count("## Performance") == 1 and text.count(report.START) == 1
     assert "| job / CLI | <= 1.10 | 1.02 x | 1.01 - 1.03 | 2 | yes | job_overhead |" in text
     assert "2 CPU cores (Test CPU), 8.0 GB RAM" in text
+
+
+def test_a_lever_says_when_it_did_not_get_the_precision_it_asked_for(bench_common):
+    sys.modules.pop("speed_levers", None)
+    sys.modules.pop("report", None)
+    import report
+    import speed_levers
+
+    def run(seconds, precision="float32"):
+        return {"seconds": seconds, "test_accuracy": 0.99, "precision": precision}
+
+    runs = {"plain": [run(40.0), run(36.0)], "bf16 mixed precision forced": [run(38.0), run(36.0)],
+            "batch 256": [run(30.0), run(30.0)]}
+    names = [t["target"] for t in speed_levers.targets_of(runs)]
+    assert "fast-cnn whole process, bf16 mixed precision forced (trained in float32: no bf16 on this CPU)" in names
+    assert "fast-cnn whole process, batch 256" in names  # asked for no precision: nothing to say
+    runs["bf16 mixed precision forced"] = [run(20.0, "mixed_bfloat16"), run(18.0, "mixed_bfloat16")]
+    assert "fast-cnn whole process, bf16 mixed precision forced" in [t["target"] for t in
+                                                                     speed_levers.targets_of(runs)]
+    # The README's lever table gives the median of two runs as their mean, as the target rows do.
+    table = report.levers_table({"details": {"runs": runs, "seeds": [0, 1]}, "machine": {}})
+    assert "| plain | float32 | 38.0 s | - | 99.00%, 99.00% |" in table
+    assert "| batch 256 | float32 | 30.0 s | 1.27x | 99.00%, 99.00% |" in table
+    assert "| bf16 mixed precision forced | mixed_bfloat16 | 19.0 s | 2.00x | 99.00%, 99.00% |" in table
