@@ -50,7 +50,10 @@ MEMORY_LEVERS = {
     "oneDNN off": ({"TF_ENABLE_ONEDNN_OPTS": "0"}, "TensorFlow's Eigen kernels and glibc malloc"),
     "oneDNN on the system allocator": ({"TF_ONEDNN_USE_SYSTEM_ALLOCATOR": "1"},
                                        "glibc malloc instead of oneDNN's pool, which never shrinks"),
-    "glibc arenas capped at 2": ({"MALLOC_ARENA_MAX": "2"}, "as mallopt(M_ARENA_MAX, 2) at start-up would"),
+    # Only from the environment, before the server starts. mallopt(M_ARENA_MAX, 2) called in the server once
+    # Streamlit's own threads had heaps left the peak where it was: after Home 962, 943, 992 MB against 924,
+    # 887, 899 MB with this variable (3 interleaved rounds), at the top of app.py 968 MB (n=1; 2026-12-07, AVX2).
+    "glibc arenas capped at 2": ({"MALLOC_ARENA_MAX": "2"}, "glibc keeps at most 2 heaps for all threads"),
 }
 APP_ITSELF = "the app as it is"
 EAGER_IMPORT = "import tensorflow, keras  # noqa\n"  # the old cold start: TensorFlow before the first page
