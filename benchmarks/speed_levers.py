@@ -14,13 +14,15 @@ from pathlib import Path
 import common
 from time_to_accuracy import TARGET, cli_run
 
-from mnist_core import precision
+from mnist_core import precision, tf_quiet
 
 LEVERS = {  # name: (extra CLI arguments, extra environment) for fast-cnn's whole process
     "plain": ([], {}),
     "bf16 mixed precision forced": ([], {precision.OVERRIDE_VARIABLE: precision.MIXED_BF16}),
     "batch 256": (["--batch-size", "256"], {}),
     "oneDNN off (TF_ENABLE_ONEDNN_OPTS=0)": ([], {"TF_ENABLE_ONEDNN_OPTS": "0"}),
+    # The lab asks for oneDNN's convolutions (mnist_core.tf_quiet); this is TensorFlow left to its own default.
+    "TensorFlow's oneDNN default (MNIST_TENSORFLOW_DEFAULTS=1)": ([], {tf_quiet.TENSORFLOW_DEFAULTS: "1"}),
     "one inter-op thread (TF_NUM_INTEROP_THREADS=1)": ([], {"TF_NUM_INTEROP_THREADS": "1"}),
 }
 

@@ -40,7 +40,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from mnist_core import data as mnist_data  # noqa: E402
-from mnist_core import evaluate, precision  # noqa: E402
+from mnist_core import evaluate, precision, tf_quiet  # noqa: E402
 from mnist_core.build import build  # noqa: E402
 from mnist_core.presets import preset  # noqa: E402
 from mnist_core.train import compile_model, fit, make_dataset, make_optimizer  # noqa: E402
@@ -245,12 +245,21 @@ def breakdown(preset_name: str, flops: int) -> dict:
 
 # ---------- the whole process ----------
 
+def child_environment(extra: dict) -> dict:
+    """os.environ plus `extra`. A child asked to keep TensorFlow's own defaults does not inherit the lab's oneDNN
+    setting, which this process has from common (mnist_core.tf_quiet)."""
+    env = {**os.environ, **extra}
+    if env.get(tf_quiet.TENSORFLOW_DEFAULTS) == "1" and "TF_ENABLE_ONEDNN_OPTS" not in extra:
+        env.pop("TF_ENABLE_ONEDNN_OPTS", None)
+    return env
+
+
 def cli_run(preset_name: str, seed: int, models_dir: Path, args: list[str] = (), env: dict | None = None) -> dict:
     """`python -m mnist_core train --preset P` in a fresh process, timed from launch to exit."""
     name = f"tta-{preset_name}-{seed}-{len(list(models_dir.glob('*')))}"
     command = [sys.executable, "-m", "mnist_core", "train", "--preset", preset_name, "--seed", str(seed),
                "--name", name, "--quiet", *args]
-    environment = {**os.environ, "MNIST_MODELS_DIR": str(models_dir), **(env or {})}
+    environment = child_environment({"MNIST_MODELS_DIR": str(models_dir), **(env or {})})
     t0 = time.perf_counter()
     done = subprocess.run(command, cwd=common.ROOT, env=environment, capture_output=True, text=True)
     wall = time.perf_counter() - t0
@@ -269,8 +278,10 @@ def reference_run(preset_name: str, seed: int, cap: int) -> dict:
         command = [sys.executable, __file__, "--child", preset_name, "--seeds", str(seed), "--max-epochs", str(cap),
                    "--child-out", str(out)]
         t0 = time.perf_counter()
+        # The recipe as its users run it: TensorFlow's own oneDNN default, not the lab's (mnist_core.tf_quiet).
         subprocess.run(command, cwd=common.ROOT, check=True,
-                       env={**os.environ, precision.OVERRIDE_VARIABLE: precision.FLOAT32})
+                       env=child_environment({tf_quiet.TENSORFLOW_DEFAULTS: "1",
+                                              precision.OVERRIDE_VARIABLE: precision.FLOAT32}))
         wall = time.perf_counter() - t0
         child = json.loads(out.read_text())
     reached = child["seconds_to_target"] is not None

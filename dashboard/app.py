@@ -10,6 +10,9 @@ import streamlit as st
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+from mnist_core.tf_quiet import use_lab_settings  # noqa: E402
+
+use_lab_settings()  # before the background import of TensorFlow: the settings the jobs run with
 
 VIEWS = Path(__file__).parent / "views"
 

@@ -1,8 +1,8 @@
-import os
 import sys
 
-# TensorFlow's C++ start-up chatter is noise for CLI users; set before anything imports it.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from mnist_core.tf_quiet import use_lab_settings
+
+use_lab_settings()  # before anything imports TensorFlow: quiet start-up, oneDNN's convolutions
 
 from mnist_core.cli import main  # noqa: E402
 

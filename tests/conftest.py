@@ -10,7 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from mnist_core.tf_quiet import use_lab_settings
+
+use_lab_settings()  # tests train and predict as the CLI and the app do
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = Path(__file__).parent / "fixtures" / "mnist_small.npz"

@@ -138,3 +138,57 @@ def test_a_lever_says_when_it_did_not_get_the_precision_it_asked_for(bench_commo
     assert "| plain | float32 | 38.0 s | - | 99.00%, 99.00% |" in table
     assert "| batch 256 | float32 | 30.0 s | 1.27x | 99.00%, 99.00% |" in table
     assert "| bf16 mixed precision forced | mixed_bfloat16 | 19.0 s | 2.00x | 99.00%, 99.00% |" in table
+
+
+ONEDNN_PROBE = """
+import os, sys
+sys.path.insert(0, {root!r})
+from mnist_core.tf_quiet import use_lab_settings
+use_lab_settings()
+print("TF_ENABLE_ONEDNN_OPTS=" + str(os.environ.get("TF_ENABLE_ONEDNN_OPTS")), flush=True)
+if {train}:
+    import tensorflow as tf
+    x, w = tf.random.normal([8, 13, 13, 16]), tf.Variable(tf.random.normal([3, 3, 16, 32]))
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(tf.nn.conv2d(x, w, 1, "SAME") ** 2)
+    tape.gradient(loss, w)
+"""
+
+
+def lab_process(env: dict, train: bool) -> str:
+    import os
+    import subprocess
+
+    code = ONEDNN_PROBE.format(root=str(BENCHMARKS.parent), train=train)
+    base = {k: v for k, v in os.environ.items() if k not in ("TF_ENABLE_ONEDNN_OPTS", "MNIST_TENSORFLOW_DEFAULTS")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**base, **env})
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_the_lab_trains_with_onednn_convolutions():
+    # Without TF_ENABLE_ONEDNN_OPTS=1 TensorFlow ran convolution gradients through Eigen on an AVX2 CPU.
+    out = lab_process({"ONEDNN_VERBOSE": "1"}, train=True)
+    assert "TF_ENABLE_ONEDNN_OPTS=1" in out
+    assert any(line.startswith("onednn_verbose") and ",convolution," in line and "backward" in line
+               for line in out.splitlines())
+
+
+def test_the_environment_or_the_recipe_switch_wins_over_the_lab_setting():
+    assert "TF_ENABLE_ONEDNN_OPTS=0" in lab_process({"TF_ENABLE_ONEDNN_OPTS": "0"}, train=False)
+    assert "TF_ENABLE_ONEDNN_OPTS=None" in lab_process({"MNIST_TENSORFLOW_DEFAULTS": "1"}, train=False)
+
+
+def test_the_keras_recipe_runs_with_tensorflows_own_onednn_default(bench_common, monkeypatch):
+    sys.modules.pop("time_to_accuracy", None)
+    import time_to_accuracy
+
+    from mnist_core import tf_quiet
+
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")  # as this process has it from common
+    assert time_to_accuracy.child_environment({})["TF_ENABLE_ONEDNN_OPTS"] == "1"  # fast-cnn: the lab's setting
+    recipe = time_to_accuracy.child_environment({tf_quiet.TENSORFLOW_DEFAULTS: "1"})
+    assert "TF_ENABLE_ONEDNN_OPTS" not in recipe
+    chosen = time_to_accuracy.child_environment({tf_quiet.TENSORFLOW_DEFAULTS: "1", "TF_ENABLE_ONEDNN_OPTS": "0"})
+    assert chosen["TF_ENABLE_ONEDNN_OPTS"] == "0"  # a lever's own value stays

@@ -14,7 +14,7 @@ from mnist_core import fsutil
 from mnist_core.cli import common, download, explore, finetune, models, predict, test, train
 from mnist_core.display import printable
 from mnist_core.errors import LabError
-from mnist_core.tf_quiet import import_tensorflow
+from mnist_core.tf_quiet import import_tensorflow, use_lab_settings
 
 COMMANDS = (download, train, finetune, test, predict, models, explore)
 WITHOUT_TENSORFLOW = ("download", "models")
@@ -30,7 +30,7 @@ def make_parser() -> common.LabParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    use_lab_settings()
     args = make_parser().parse_args(argv)
     events = None
     try:
