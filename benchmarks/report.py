@@ -56,8 +56,8 @@ def section(results: list[dict]) -> str:
     split = tta and tta["details"].get("fast_cnn_breakdown")
     if split:
         peaks = tta["details"].get("matmul_peaks") or []
-        bf16 = sorted(p["bfloat16"]["gflops_best"] for p in peaks)
-        f32 = sorted(p["float32"]["gflops_best"] for p in peaks)
+        bf16 = [p["bfloat16"]["gflops_best"] for p in peaks]
+        f32 = [p["float32"]["gflops_best"] for p in peaks]
         peak_words = (f" (the run's medians: float32 {statistics.median(f32):.0f} GFLOP/s, bfloat16 "
                       f"{statistics.median(bf16):.0f} GFLOP/s)" if peaks else "")
         parts = ", ".join(f"{part} {us:.0f} µs" for part, us in split["microseconds_per_image"].items())

@@ -249,8 +249,8 @@ def child_environment(extra: dict) -> dict:
     """os.environ plus `extra`. A child asked to keep TensorFlow's own defaults does not inherit the lab's oneDNN
     setting, which this process has from common (mnist_core.tf_quiet)."""
     env = {**os.environ, **extra}
-    if env.get(tf_quiet.TENSORFLOW_DEFAULTS) == "1" and "TF_ENABLE_ONEDNN_OPTS" not in extra:
-        env.pop("TF_ENABLE_ONEDNN_OPTS", None)
+    if env.get(tf_quiet.TENSORFLOW_DEFAULTS) == "1" and tf_quiet.ONEDNN_OPTS not in extra:
+        env.pop(tf_quiet.ONEDNN_OPTS, None)
     return env
 
 
