@@ -19,6 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import common  # noqa: E402
+
 from mnist_core.presets import PRESETS  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "results" / "presets.json"
@@ -65,6 +67,9 @@ def main() -> None:
             result = run(name, args.quick, Path(tmp))
             result["quick"] = args.quick
             result["load_average_after"] = os.getloadavg()[0]
+            # Rows of one file come from different runs and machines, so each says where and when it was measured.
+            result["machine"] = common.machine()
+            result["created"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
             report["results"][name] = result
             print(json.dumps(result), flush=True)
             OUT.parent.mkdir(parents=True, exist_ok=True)
