@@ -192,3 +192,23 @@ def test_the_keras_recipe_runs_with_tensorflows_own_onednn_default(bench_common,
     assert "TF_ENABLE_ONEDNN_OPTS" not in recipe
     chosen = time_to_accuracy.child_environment({tf_quiet.TENSORFLOW_DEFAULTS: "1", "TF_ENABLE_ONEDNN_OPTS": "0"})
     assert chosen["TF_ENABLE_ONEDNN_OPTS"] == "0"  # a lever's own value stays
+
+
+def test_the_preset_table_marks_a_preset_that_lost_more_than_a_tenth_of_a_point(bench_common, monkeypatch, tmp_path):
+    sys.modules.pop("report", None)
+    import presets
+    import report
+
+    dated = {"machine": {"simd": "AVX2"}, "created": "2026-12-07 23:50 UTC", "precision": "float32", "epochs": 3}
+    results = {"mlp-2x128": {**dated, "test_accuracy": 0.9712},  # 0.09 point below 97.21%: kept
+               "mlp-2x28": {**dated, "test_accuracy": 0.9600},  # 0.15 point below 96.15%: lost
+               "cnn-classic": {"epochs": 12, "test_accuracy": 0.9912},  # measured before rows had a date
+               "fast-cnn": {**dated, "test_accuracy": 0.9901, "quick": True}}  # one quick epoch: no claim
+    out = tmp_path / "presets.json"
+    out.write_text(json.dumps({"benchmark": "presets", "results": results}))
+    monkeypatch.setattr(presets, "OUT", out)
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in report.presets_table() if line.startswith("| ")}
+    assert rows["mlp-2x128"].endswith("| 97.12% | 97.21% | -0.09 | yes | AVX2, 2026-12-07 |")
+    assert rows["mlp-2x28"].endswith("| 96.00% | 96.15% | -0.15 | NO | AVX2, 2026-12-07 |")
+    assert rows["cnn-classic"].endswith("| - | not recorded |")
+    assert "fast-cnn" not in rows
