@@ -147,7 +147,7 @@ def presets_table() -> list[str]:
     except (OSError, json.JSONDecodeError, KeyError):
         return []
     lines = [f"Test accuracy of each preset, trained by the CLI (`benchmarks/presets.py`), against its accuracy "
-             f"before the speed work (`git e85941a`); it may be at most {100 * presets.ALLOWED_DROP:.1f} point lower. "
+             f"before the speed work (`ACCURACY_BEFORE_SPEED_WORK` in `benchmarks/presets.py`); it may be at most {100 * presets.ALLOWED_DROP:.1f} point lower. "
              "Rows without a date were measured before rows recorded their machine, and are not compared:", "",
              "| preset | trained in | epochs | test accuracy | before | change (points) | within 0.1 point? "
              "| measured on |",
