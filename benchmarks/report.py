@@ -146,10 +146,12 @@ def presets_table() -> list[str]:
         rows = json.loads(presets.OUT.read_text())["results"]
     except (OSError, json.JSONDecodeError, KeyError):
         return []
+    allowed = f"{100 * presets.ALLOWED_DROP:.1f} point"
     lines = [f"Test accuracy of each preset, trained by the CLI (`benchmarks/presets.py`), against its accuracy "
-             f"before the speed work (`ACCURACY_BEFORE_SPEED_WORK` in `benchmarks/presets.py`); it may be at most {100 * presets.ALLOWED_DROP:.1f} point lower. "
-             "Rows without a date were measured before rows recorded their machine, and are not compared:", "",
-             "| preset | trained in | epochs | test accuracy | before | change (points) | within 0.1 point? "
+             f"before the speed work (`ACCURACY_BEFORE_SPEED_WORK` in `benchmarks/presets.py`); it may be at most "
+             f"{allowed} lower. Rows without a date were measured before rows recorded their machine, and are not "
+             "compared:", "",
+             f"| preset | trained in | epochs | test accuracy | before | change (points) | within {allowed}? "
              "| measured on |",
              "|---|---|---|---|---|---|---|---|"]
     for name, row in rows.items():
