@@ -144,7 +144,7 @@ def load_results() -> list[dict]:
     return sorted(found, key=lambda r: order.get(r["benchmark"], len(order)))
 
 
-ORDER = ("time_to_accuracy", "best_cnn", "speed_levers", "fit_stall", "precision", "stroke_latency", "predict_latency", "app_pages",
+ORDER = ("time_to_accuracy", "best_cnn", "speed_levers", "fit_stall", "precision", "stroke_latency", "stop_latency", "predict_latency", "app_pages",
          "estimate", "job_overhead", "job_eta", "eval_throughput", "inspect_speed", "robustness", "export")
 
 

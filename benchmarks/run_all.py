@@ -16,7 +16,7 @@ import time
 
 import common
 
-BENCHMARKS = ("time_to_accuracy", "speed_levers", "fit_stall", "precision", "predict_latency", "stroke_latency", "app_pages", "estimate", "job_overhead", "job_eta",
+BENCHMARKS = ("time_to_accuracy", "speed_levers", "fit_stall", "precision", "predict_latency", "stroke_latency", "stop_latency", "app_pages", "estimate", "job_overhead", "job_eta",
               "eval_throughput", "inspect_speed", "robustness", "export_latency")
 
 

@@ -23,25 +23,15 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import shutil
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 import common
+from live_server import CHROMIUM, CHROMIUM_ARGS, Server, this_and_before, wait_idle
 
 GOAL_MS = 250
 CANVAS_PX = 280
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
-SERVE_TIMEOUT_S = 180
 DRAW_PAGE = "dashboard/views/draw.py"
 
 
@@ -104,69 +94,6 @@ ARM_WATCHER = """() => {
 }"""
 
 COLLECT = "() => window.__answer.then(answer => ({...answer, mouseup: window.__mouseup}))"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """`streamlit run dashboard/app.py` from `tree` (this checkout, or an export of another revision)."""
-
-    def __init__(self, label: str, tree: Path, base: Path):
-        self.label, self.tree = label, tree
-        models = base / "saved_models"
-        shutil.copytree(common.ROOT / "saved_models" / "default", models / "default")
-        (base / "jobs").mkdir()
-        env = dict(os.environ, MNIST_MODELS_DIR=str(models), MNIST_JOBS_DIR=str(base / "jobs"),
-                   MNIST_EXPLORE_DIR=str(base / "explore"), MNIST_MY_DIGITS_DB=str(base / "my_digits.sqlite"),
-                   TF_CPP_MIN_LOG_LEVEL="2")
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        cmd = [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.address", "127.0.0.1",
-               "--server.port", str(self.port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
-        self.log = open(base / "server.log", "wb")  # noqa: SIM115  closed in stop()
-        self.proc = subprocess.Popen(cmd, cwd=tree, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-
-    def wait_serving(self) -> None:
-        deadline = time.monotonic() + SERVE_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"{self.label}: streamlit exited with code {self.proc.returncode}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as response:
-                    if response.read().strip() == b"ok":
-                        return
-            except OSError:
-                pass
-            time.sleep(0.3)
-        raise SystemExit(f"{self.label}: streamlit did not serve within {SERVE_TIMEOUT_S} s")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
-
-
-def checkout_with_old_draw(rev: str, into: Path) -> Path:
-    """A copy of this checkout (uncommitted work included) whose Draw page is the one at git revision `rev`,
-    so the two servers differ in that page only. MNIST is linked, not copied."""
-    skip = {".venv", ".git", "data", "tests", "saved_models", "results", "__pycache__", ".ruff_cache", ".pytest_cache"}
-    shutil.copytree(common.ROOT, into, ignore=lambda _dir, names: [n for n in names if n in skip])
-    (into / "data").symlink_to(common.ROOT / "data")
-    old = subprocess.run(["git", "show", f"{rev}:{DRAW_PAGE}"], cwd=common.ROOT, capture_output=True, check=True)
-    (into / DRAW_PAGE).write_bytes(old.stdout)
-    return into
-
-
-def wait_idle(page, timeout_ms: int = 60_000) -> None:
-    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout_ms)
 
 
 def fresh_canvas_box(page) -> dict:
@@ -243,13 +170,7 @@ def main() -> None:
 
     digits = [d for d in DIGITS if d != WARM_UP_DIGIT][: 4 if args.quick else None]
     with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        (tmp / "now").mkdir()
-        servers = [Server("this checkout", common.ROOT, tmp / "now")]
-        if args.draw_page_from:
-            (tmp / "then").mkdir()
-            tree = checkout_with_old_draw(args.draw_page_from, tmp / "then" / "tree")
-            servers.append(Server(f"draw.py of {args.draw_page_from}", tree, tmp / "then"))
+        servers = this_and_before(Path(tmp), DRAW_PAGE, args.draw_page_from)
         samples: dict[str, list[dict]] = {s.label: [] for s in servers}
         warm_up: dict[str, dict] = {}
         try:
@@ -282,7 +203,7 @@ def main() -> None:
                                  [s["server_rerun_ms"] for s in samples[main_label]], "(report)", "ms", None))
     if args.draw_page_from:
         before = [s["mouseup_to_painted_ms"] for s in samples[servers[1].label]]
-        targets.append(common.target(f"stroke to prediction in Chromium, Draw page of git {args.draw_page_from} (median)",
+        targets.append(common.target(f"stroke to prediction in Chromium, {servers[1].label} (median)",
                                      before, "(report)", "ms", None))
     details = {"method": __doc__.split("\n\n", 1)[1].strip(),
                "split": {label: summary(rows) for label, rows in samples.items()},

@@ -1,8 +1,9 @@
 """The one job panel: every page that starts background jobs (Train, Explore, My digits) shows them here.
 
-Running: what the job works on, Stop (outside the polling fragment, so the button is not redrawn under
-the pointer every second), and a fragment that polls the job's events: progress with an ETA, live
-curves. When the job ends the fragment reruns the whole page, which then shows the outcome.
+Running: what the job works on, Stop in a fragment of its own (outside the polling fragment, so the button
+is not redrawn under the pointer every second, and a click reruns only the Stop controls), and a fragment
+that polls the job's events: progress with an ETA, live curves. When the job ends the fragment reruns the
+whole page, which then shows the outcome.
 """
 
 from __future__ import annotations
@@ -143,6 +144,9 @@ def _stop(job_id: str, keep: bool = False) -> None:
 
 
 def _stop_controls(job: jobs.JobStatus) -> None:
+    # Drawn as a fragment of its own: with a job training on both cores, a Stop that reran the whole Train page
+    # took 0.80 s (median) to show its question; rerunning only these buttons, 0.28 s (benchmarks/stop_latency.py).
+    messages.show("job_panel")  # a failed stop's words, flashed by _stop during this fragment's own rerun
     if jobs.stop_requested(job.id):
         st.button("Stopping...", disabled=True, key=f"stopping_{job.id}")
         return
@@ -184,7 +188,7 @@ def show(job: jobs.JobStatus, *, live_extra: Callable[[jobs.JobStatus], None] | 
     if text := describe(job):
         st.caption(text)
     if running:
-        _stop_controls(job)
+        st.fragment(_stop_controls)(job)
         st.fragment(run_every=POLL_SECONDS)(_live_body)(job.id, live_extra)
         return
     outcome = job.outcome
