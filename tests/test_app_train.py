@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
@@ -145,6 +146,24 @@ def test_a_running_job_is_shown_and_a_second_start_is_refused(open_train, sleepe
     at.button(key=f"keep_{job_id}").click().run()
     assert (folder / jobs.STOP).read_text() == "keep"
     assert at.button(key=f"stopping_{job_id}").disabled
+
+
+def test_a_stop_that_cannot_be_written_says_so_and_the_job_runs_on(open_train, sleeper, monkeypatch):
+    job_id = "20260101-000000-abc124"
+    fake_job(job_id, "running-model", [{"event": "start", "epochs": 2, "steps_per_epoch": 100}], sleeper(job_id))
+    at = open_train()
+
+    def disk_full(*_args):
+        raise OSError(errno.ENOSPC, "No space left on device", str(jobs.job_dir(job_id) / jobs.STOP))
+
+    monkeypatch.setattr(jobs, "stop", disk_full)
+    at.button(key=f"stop_{job_id}").click().run()
+    at.button(key=f"discard_{job_id}").click().run()
+    assert len(at.error) == 1 and at.error[0].value.startswith(f"could not stop job {job_id}: ")
+    assert "disk is full" in at.error[0].value.lower() and "Traceback" not in at.error[0].value
+    assert any(s.value == "Training running-model" for s in at.subheader)  # still shown as running
+    at.run()
+    assert not at.error  # said once
 
 
 def test_another_sessions_job_is_not_my_last_run(registry_with, open_train, sleeper):

@@ -146,7 +146,8 @@ def _stop(job_id: str, keep: bool = False) -> None:
 def _stop_controls(job: jobs.JobStatus) -> None:
     # Drawn as a fragment of its own: with a job training on both cores, a Stop that reran the whole Train page
     # took 0.80 s (median) to show its question; rerunning only these buttons, 0.28 s (benchmarks/stop_latency.py).
-    messages.show("job_panel")  # a failed stop's words, flashed by _stop during this fragment's own rerun
+    if messages.pending("job_panel"):  # _stop failed: the whole page shows why, with the job as it now is
+        st.rerun(scope="app")
     if jobs.stop_requested(job.id):
         st.button("Stopping...", disabled=True, key=f"stopping_{job.id}")
         return

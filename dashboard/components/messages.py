@@ -26,6 +26,11 @@ def flash(slot: str, kind: str, text: str) -> None:
     st.session_state[f"msg:{slot}"] = (kind, text)
 
 
+def pending(slot: str) -> bool:
+    """Whether a message waits in `slot` for its `show`."""
+    return f"msg:{slot}" in st.session_state
+
+
 def show(slot: str, where=None) -> None:
     """Draw the message kept in `slot`, once, in `where` (a container; default: here)."""
     msg = st.session_state.pop(f"msg:{slot}", None)
