@@ -19,21 +19,25 @@ KINDS = ("success", "info", "warning", "error")
 log = logging.getLogger(__name__)
 
 
+def _key(slot: str) -> str:
+    return f"msg:{slot}"
+
+
 def flash(slot: str, kind: str, text: str) -> None:
     """Keep a message for the next time `show(slot)` runs (typically in a callback)."""
     if kind not in KINDS:
         raise ValueError(f"unknown message kind {kind!r}")
-    st.session_state[f"msg:{slot}"] = (kind, text)
+    st.session_state[_key(slot)] = (kind, text)
 
 
 def pending(slot: str) -> bool:
     """Whether a message waits in `slot` for its `show`."""
-    return f"msg:{slot}" in st.session_state
+    return _key(slot) in st.session_state
 
 
 def show(slot: str, where=None) -> None:
     """Draw the message kept in `slot`, once, in `where` (a container; default: here)."""
-    msg = st.session_state.pop(f"msg:{slot}", None)
+    msg = st.session_state.pop(_key(slot), None)
     if msg:
         getattr(where or st, msg[0])(msg[1])
 
